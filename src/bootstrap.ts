@@ -1,0 +1,81 @@
+import { randomAlphanumeric } from './domain/ids.ts';
+import { generateClientSecret, type ClientMetadata } from './domain/clients.ts';
+import type { ClientConfig } from './config/schema.ts';
+import type { Deps } from './deps.ts';
+import { apiScopesOf } from './domain/scopes.ts';
+
+export const DEMO_CLIENT_ID = 'demo-app';
+const ADMIN_MARKER = 'bootstrap:admin';
+
+export interface BootstrapReport {
+  admin: { email: string; generatedPassword?: string; created: boolean };
+  demoClient?: { client_id: string; client_secret?: string; redirect_uri: string; created: boolean };
+}
+
+/**
+ * Start-up data: the bootstrap admin (once per store), the clients declared in config,
+ * and the demo client. Safe to run on every start and on several instances at once.
+ */
+export async function bootstrap(deps: Deps): Promise<BootstrapReport> {
+  const { config, users, store } = deps;
+  const report: BootstrapReport = { admin: { email: config.adminEmail, created: false } };
+
+  // The marker is claimed with SET NX so only one instance ever creates the admin.
+  const existingAdmin = await users.findByEmail(config.adminEmail);
+  if (!existingAdmin && (await store.set(ADMIN_MARKER, config.adminEmail, { onlyIfAbsent: true }))) {
+    const password = config.adminPassword ?? randomAlphanumeric(20);
+    await users.create({ email: config.adminEmail, password, name: 'Administrator', scopes: Object.keys(deps.scopeCatalog).filter((s) => apiScopesOf(deps.scopeCatalog).includes(s)) });
+    report.admin = { email: config.adminEmail, created: true, generatedPassword: config.adminPassword ? undefined : password };
+  }
+
+  for (const client of config.clients) await registerConfiguredClient(deps, client);
+
+  if (config.demoClient) {
+    const redirectUri = `${config.publicUrl}/demo/callback`;
+    const existing = await deps.clients.find(DEMO_CLIENT_ID);
+    if (!existing) {
+      const secret = generateClientSecret();
+      await deps.clients.save(demoClientMetadata(redirectUri, deps), secret);
+      report.demoClient = { client_id: DEMO_CLIENT_ID, client_secret: secret, redirect_uri: redirectUri, created: true };
+    } else {
+      report.demoClient = { client_id: DEMO_CLIENT_ID, redirect_uri: redirectUri, created: false };
+    }
+  }
+  return report;
+}
+
+function demoClientMetadata(redirectUri: string, deps: Deps): ClientMetadata {
+  return {
+    client_id: DEMO_CLIENT_ID,
+    client_name: 'Demo App',
+    redirect_uris: [redirectUri],
+    post_logout_redirect_uris: [`${deps.config.publicUrl}/demo/callback`],
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: Object.keys(deps.scopeCatalog).join(' '),
+  };
+}
+
+async function registerConfiguredClient(deps: Deps, client: ClientConfig): Promise<void> {
+  const { client_secret: secret, ...metadata } = client;
+  if (metadata.token_endpoint_auth_method !== 'none' && metadata.token_endpoint_auth_method !== 'private_key_jwt' && !secret) {
+    throw new Error(`config client ${client.client_id}: client_secret is required for ${metadata.token_endpoint_auth_method}`);
+  }
+  await deps.clients.save({ ...metadata, response_types: metadata.response_types ?? ['code'] }, secret);
+}
+
+/** The lines printed once at start-up so a person knows where to go. */
+export function describeBootstrap(report: BootstrapReport, publicUrl: string): string[] {
+  const lines = [`nopesight-auth listening on ${publicUrl}`, `  discovery: ${publicUrl}/.well-known/openid-configuration`];
+  if (report.admin.created) {
+    lines.push(`  bootstrap admin: ${report.admin.email}`);
+    if (report.admin.generatedPassword) lines.push(`  admin password (shown once): ${report.admin.generatedPassword}`);
+  }
+  if (report.demoClient) {
+    const d = report.demoClient;
+    lines.push(`  demo client: ${d.client_id}${d.client_secret ? `  secret (shown once): ${d.client_secret}` : ''}`);
+    lines.push(`  try the code flow: ${publicUrl}/oauth/authorize?client_id=${d.client_id}&response_type=code&scope=openid%20cmdb.read&redirect_uri=${encodeURIComponent(d.redirect_uri)}&state=demo`);
+  }
+  return lines;
+}

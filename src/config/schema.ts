@@ -1,0 +1,63 @@
+import { z } from 'zod';
+
+const seconds = (def: number) => z.coerce.number().int().positive().default(def);
+const bool = (def: boolean) =>
+  z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean()).default(def);
+const csv = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
+const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
+
+export const signingAlgs = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
+
+/** A client declared in the config file (RFC 7591 names). */
+export const clientConfigSchema = z.object({
+  client_id: z.string().min(1),
+  client_secret: z.string().min(16).optional(),
+  client_name: z.string().optional(),
+  redirect_uris: z.array(httpUrl).default([]),
+  post_logout_redirect_uris: z.array(httpUrl).optional(),
+  grant_types: z.array(z.string()).default(['authorization_code', 'refresh_token']),
+  response_types: z.array(z.string()).optional(),
+  token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('client_secret_basic'),
+  scope: z.string().optional(),
+});
+export type ClientConfig = z.infer<typeof clientConfigSchema>;
+
+/**
+ * Every setting, its environment variable and its default. The README's configuration
+ * table mirrors this list; keep them in step.
+ */
+export const settings = {
+  port: { env: 'PORT', schema: z.coerce.number().int().min(0).max(65535).default(3000), doc: 'listen port' },
+  host: { env: 'HOST', schema: z.string().default('0.0.0.0'), doc: 'listen address' },
+  publicUrl: { env: 'PUBLIC_URL', schema: httpUrl.default('http://localhost:3000').transform((u) => u.replace(/\/+$/, '')), doc: 'issuer and base of every URL the server prints' },
+  redisUrl: { env: 'REDIS_URL', schema: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), doc: 'use the Redis store; unset means the in-memory store' },
+  redisPrefix: { env: 'REDIS_PREFIX', schema: z.string().regex(/^[A-Za-z0-9:_-]{0,32}$/).default('nsa:'), doc: 'prefix of every Redis key' },
+  adminEmail: { env: 'ADMIN_EMAIL', schema: z.string().email().default('admin@example.com'), doc: 'bootstrap admin email (created once when no admin exists)' },
+  adminPassword: { env: 'ADMIN_PASSWORD', schema: z.string().min(12, 'must be at least 12 characters').optional(), doc: 'bootstrap admin password; unset: one is generated and printed once' },
+  secretKey: { env: 'SECRET_KEY', schema: z.string().min(32, 'must be at least 32 characters').optional(), doc: 'root secret for cookie keys, keyed hashes and encryption at rest; unset: generated once and kept in the store' },
+  corsOrigins: { env: 'CORS_ORIGINS', schema: csv.default([]), doc: 'comma-separated allow-list of browser origins' },
+  serviceAccountAudiences: { env: 'SERVICE_ACCOUNT_AUDIENCES', schema: csv.default([]), doc: 'extra accepted aud values for service-account assertions' },
+  apiKeyEnv: { env: 'API_KEY_ENV', schema: z.string().regex(/^[a-z0-9]{1,16}$/, 'lowercase letters and digits, 1-16').default('live'), doc: 'the <env> part of new API keys' },
+  trustProxy: { env: 'TRUST_PROXY', schema: bool(false), doc: 'honour X-Forwarded-* from the proxy in front' },
+  logLevel: { env: 'LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), doc: 'pino log level' },
+  apiAudience: { env: 'API_AUDIENCE', schema: httpUrl.optional(), doc: 'aud of access tokens (the API they are for); default PUBLIC_URL' },
+  accessTokenAlg: { env: 'ACCESS_TOKEN_ALG', schema: z.enum(signingAlgs).default('ES256'), doc: 'JWS algorithm of access tokens' },
+  accessTokenTtl: { env: 'ACCESS_TOKEN_TTL', schema: seconds(900), doc: 'access token lifetime, seconds' },
+  refreshTokenTtl: { env: 'REFRESH_TOKEN_TTL', schema: seconds(7 * 24 * 3600), doc: 'refresh token lifetime, seconds' },
+  idTokenTtl: { env: 'ID_TOKEN_TTL', schema: seconds(3600), doc: 'ID token lifetime, seconds' },
+  authorizationCodeTtl: { env: 'AUTHORIZATION_CODE_TTL', schema: seconds(60), doc: 'authorization code lifetime, seconds' },
+  serviceAccountTokenTtl: { env: 'SERVICE_ACCOUNT_TOKEN_TTL', schema: seconds(3600), doc: 'service-account access token lifetime, seconds' },
+  sessionTtl: { env: 'SESSION_TTL', schema: seconds(14 * 24 * 3600), doc: 'browser session lifetime at the authorization server, seconds' },
+  keyRefreshSeconds: { env: 'KEY_REFRESH_SECONDS', schema: seconds(30), doc: 'how often an instance looks for rotated signing keys' },
+  demoClient: { env: 'DEMO_CLIENT', schema: bool(true), doc: 'register the demo client at start-up' },
+  argon2MemoryKiB: { env: 'ARGON2_MEMORY_KIB', schema: z.coerce.number().int().min(8192).default(19456), doc: 'argon2id memory cost (OWASP: 19456)' },
+  argon2TimeCost: { env: 'ARGON2_TIME_COST', schema: z.coerce.number().int().min(1).default(2), doc: 'argon2id iterations (OWASP: 2)' },
+  clients: { env: undefined, schema: z.array(clientConfigSchema).default([]), doc: 'OAuth clients declared in the config file' },
+} as const;
+
+type Settings = typeof settings;
+export type Config = { [K in keyof Settings]: z.output<Settings[K]['schema']> };
+
+export const configSchema = z.object(
+  Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, v.schema])) as { [K in keyof Settings]: Settings[K]['schema'] },
+).strict();

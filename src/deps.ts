@@ -1,0 +1,52 @@
+import type { Clock } from './clock.ts';
+import type { Config } from './config/schema.ts';
+import type { Logger } from './logger.ts';
+import type { Store } from './store/store.ts';
+import { loadServerSecrets, type ServerSecrets } from './domain/secrets.ts';
+import { createPasswordHasher, type PasswordHasher } from './domain/passwords.ts';
+import { createUserRepository, type UserRepository } from './domain/users.ts';
+import { createClientRepository, type ClientRepository } from './domain/clients.ts';
+import { createSigningKeyStore, type SigningKeyStore } from './domain/signing-keys.ts';
+import { loadScopeCatalog, type ScopeCatalog } from './domain/scopes.ts';
+import { createKeyRing, type KeyRing } from './oidc/key-ring.ts';
+import { createAccessTokenService, type AccessTokenService } from './oidc/access-tokens.ts';
+
+/** Everything a module may need, built once in main.ts (or by a test) and passed down. */
+export interface Deps {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  store: Store;
+  secrets: ServerSecrets;
+  passwords: PasswordHasher;
+  users: UserRepository;
+  clients: ClientRepository;
+  signingKeys: SigningKeyStore;
+  keyRing: KeyRing;
+  accessTokens: AccessTokenService;
+  scopeCatalog: ScopeCatalog;
+}
+
+export async function buildDeps(base: { config: Config; clock: Clock; logger: Logger; store: Store }): Promise<Deps> {
+  const { config, clock, logger, store } = base;
+  const secrets = await loadServerSecrets(store, config.secretKey);
+  const passwords = createPasswordHasher({ memoryKiB: config.argon2MemoryKiB, timeCost: config.argon2TimeCost });
+  const signingKeys = createSigningKeyStore({ store, secrets, clock });
+  const keyRing = createKeyRing({ keys: signingKeys, logger, refreshSeconds: config.keyRefreshSeconds, now: () => clock.now() });
+  await keyRing.refresh();
+  return {
+    ...base,
+    secrets,
+    passwords,
+    users: createUserRepository({ store, clock, passwords }),
+    clients: createClientRepository({ store, secrets }),
+    signingKeys,
+    keyRing,
+    accessTokens: createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl }),
+    scopeCatalog: loadScopeCatalog(),
+  };
+}
+
+/** The longest a token signed by a key can live: how long a rotated-out key must stay published. */
+export const longestTokenLifetimeMs = (config: Config): number =>
+  Math.max(config.accessTokenTtl, config.idTokenTtl, config.serviceAccountTokenTtl) * 1000 + 60_000;

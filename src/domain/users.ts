@@ -1,0 +1,107 @@
+import type { Clock } from '../clock.ts';
+import type { Store } from '../store/store.ts';
+import { newId } from './ids.ts';
+import type { PasswordHasher } from './passwords.ts';
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  passwordHash: string;
+  /** API scopes granted to the user (see config/scopes.json). */
+  scopes: string[];
+  disabled: boolean;
+  /** TOTP state; the secret is sealed (encrypted) with the server secret. */
+  mfa?: { enabled: boolean; sealedSecret?: string; recoveryCodeHashes?: string[] };
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type PublicUser = Omit<User, 'passwordHash' | 'mfa'> & { mfaEnabled: boolean };
+
+export const toPublicUser = ({ passwordHash: _p, mfa, ...rest }: User): PublicUser => ({ ...rest, mfaEnabled: !!mfa?.enabled });
+
+const userKey = (id: string) => `user:${id}`;
+const emailKey = (email: string) => `user-email:${normaliseEmail(email)}`;
+const ALL_USERS = 'users';
+
+export const normaliseEmail = (email: string): string => email.trim().toLowerCase();
+
+export class EmailTakenError extends Error {
+  constructor() { super('email already registered'); }
+}
+
+export function createUserRepository(deps: { store: Store; clock: Clock; passwords: PasswordHasher }) {
+  const { store, clock, passwords } = deps;
+  const nowIso = () => new Date(clock.now()).toISOString();
+
+  async function findById(id: string): Promise<User | null> {
+    const raw = await store.get(userKey(id));
+    return raw ? (JSON.parse(raw) as User) : null;
+  }
+
+  async function findByEmail(email: string): Promise<User | null> {
+    const id = await store.get(emailKey(email));
+    return id ? findById(id) : null;
+  }
+
+  async function save(user: User): Promise<void> {
+    await store.set(userKey(user.id), JSON.stringify(user));
+  }
+
+  async function create(input: { email: string; password: string; name?: string; scopes: string[] }): Promise<User> {
+    const id = newId('usr');
+    // Claim the email first (SET NX) so two concurrent creates cannot both win.
+    if (!(await store.set(emailKey(input.email), id, { onlyIfAbsent: true }))) throw new EmailTakenError();
+    const user: User = {
+      id,
+      email: normaliseEmail(input.email),
+      name: input.name ?? '',
+      passwordHash: await passwords.hash(input.password),
+      scopes: [...new Set(input.scopes)],
+      disabled: false,
+      createdAt: nowIso(),
+      updatedAt: nowIso(),
+    };
+    await save(user);
+    await store.setAdd(ALL_USERS, [id]);
+    return user;
+  }
+
+  async function update(id: string, change: (user: User) => User | Promise<User>): Promise<User | null> {
+    const user = await findById(id);
+    if (!user) return null;
+    const next = { ...(await change(user)), id: user.id, email: user.email, updatedAt: nowIso() };
+    await save(next);
+    return next;
+  }
+
+  async function remove(id: string): Promise<boolean> {
+    const user = await findById(id);
+    if (!user) return false;
+    await store.del([userKey(id), emailKey(user.email)]);
+    await store.setRemove(ALL_USERS, [id]);
+    return true;
+  }
+
+  async function listIds(): Promise<string[]> {
+    return (await store.setMembers(ALL_USERS)).sort();
+  }
+
+  /**
+   * Checks an email and password. An unknown email costs one argon2 verification too,
+   * so the answer time does not tell whether the account exists.
+   */
+  async function verifyPassword(email: string, password: string): Promise<User | null> {
+    const user = await findByEmail(email);
+    if (!user) {
+      await passwords.burn(password);
+      return null;
+    }
+    return (await passwords.verify(user.passwordHash, password)) ? user : null;
+  }
+
+  return { findById, findByEmail, create, update, remove, listIds, verifyPassword, save };
+}
+
+export type UserRepository = ReturnType<typeof createUserRepository>;

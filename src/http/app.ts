@@ -1,0 +1,54 @@
+import Koa from 'koa';
+import type { Deps } from '../deps.ts';
+import { AppError } from '../errors/app-error.ts';
+import { createProviderHolder, type ProviderHolder } from '../oidc/provider-holder.ts';
+import { interactionRoutes } from '../interactions/routes.ts';
+import { userinfoRoutes } from '../oidc/userinfo.ts';
+import { apiRoutes } from '../api/routes.ts';
+import { requestId } from './koa-request-id.ts';
+import { requestLog } from './koa-request-log.ts';
+import { errorHandler } from './koa-errors.ts';
+import { securityHeaders } from './koa-security-headers.ts';
+import { healthRoutes } from './health-routes.ts';
+import { pageRoutes } from './page-routes.ts';
+import { interactionErrorPages } from './koa-interaction-errors.ts';
+
+export interface App {
+  koa: Koa;
+  providers: ProviderHolder;
+}
+
+/**
+ * The whole HTTP surface in request order: edge middleware, our own routes, then the
+ * provider (which owns /oauth/* and discovery), then a JSON 404.
+ */
+export function createApp(deps: Deps): App {
+  const koa = new Koa({ proxy: deps.config.trustProxy });
+  // Same keys as the provider's cookies, or interactions fail with SessionNotFound.
+  koa.keys = deps.secrets.cookieKeys;
+  const providers = createProviderHolder(deps);
+
+  const routers = [
+    healthRoutes(deps),
+    pageRoutes({ demoCallback: deps.config.demoClient }),
+    userinfoRoutes(deps),
+    apiRoutes(deps),
+  ];
+
+  koa.use(requestId());
+  koa.use(requestLog(deps.logger));
+  koa.use(securityHeaders());
+  koa.use(errorHandler(deps.logger));
+  koa.use(interactionErrorPages(deps.logger));
+  for (const router of routers) koa.use(router.routes()).use(router.allowedMethods());
+  const interactions = interactionRoutes(deps, providers.current);
+  koa.use(interactions.routes()).use(interactions.allowedMethods());
+  koa.use(providers.middleware);
+  koa.use(async (ctx) => {
+    if (ctx.body === undefined && ctx.status === 404) throw new AppError('NOT_FOUND');
+  });
+  koa.on('error', () => {
+    // Errors are logged by errorHandler; this keeps Koa from printing stacks to stderr.
+  });
+  return { koa, providers };
+}

@@ -1,0 +1,42 @@
+import type { Middleware } from 'koa';
+import { AppError } from '../errors/app-error.ts';
+import type { Logger } from '../logger.ts';
+import { StoreUnavailableError } from '../store/store.ts';
+
+/**
+ * The one place that decides what a client sees of an error: AppError becomes the
+ * contract's {error, code, request_id}; a store outage a 503; anything else a bland 500.
+ */
+export function errorHandler(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      const requestId = String(ctx.state.requestId ?? '');
+      const appError = toAppError(err);
+      if (appError.status >= 500) {
+        logger.error({ request_id: requestId, err: describe(err) }, 'request failed');
+      }
+      ctx.status = appError.status;
+      for (const [name, value] of Object.entries(appError.headers)) ctx.set(name, value);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = appError.toBody(requestId);
+    }
+  };
+}
+
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  if (err instanceof StoreUnavailableError) return new AppError('SERVICE_UNAVAILABLE', { headers: { 'Retry-After': '5' }, cause: err });
+  const status = (err as { status?: number; expose?: boolean }).status;
+  // Koa/body-parser HTTP errors: keep their 4xx meaning, never their text.
+  if (status === 413) return new AppError('PAYLOAD_TOO_LARGE');
+  if (status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE');
+  if (status && status >= 400 && status < 500) return new AppError('VALIDATION_FAILED', { extra: { details: [{ field: 'body', message: 'malformed request' }] } });
+  return new AppError('INTERNAL_ERROR', { cause: err });
+}
+
+function describe(err: unknown): Record<string, unknown> {
+  const e = err as Error;
+  return { type: e?.name, message: e?.message, stack: e?.stack };
+}

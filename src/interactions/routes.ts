@@ -1,0 +1,146 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Deps } from '../deps.ts';
+import { AppError } from '../errors/app-error.ts';
+import { parseBody } from '../http/koa-body.ts';
+import { apiAudienceOf } from '../config/load.ts';
+import { isSubset, oidcScopes } from '../domain/scopes.ts';
+import { renderLogin } from '../../views/login.ts';
+import { renderConsent } from '../../views/consent.ts';
+import { renderMessage } from '../../views/message.ts';
+import { createCsrf } from './csrf.ts';
+
+const GENERIC_LOGIN_ERROR = 'Invalid email or password.';
+
+type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/**
+ * The login and consent pages the provider sends users to (/interaction/:uid). Every
+ * POST lives under that path because the provider's interaction cookie is scoped to it.
+ */
+export function interactionRoutes(deps: Deps, provider: () => Provider): Router {
+  const { users, scopeCatalog, config } = deps;
+  const csrf = createCsrf(deps.secrets.macKey('csrf'));
+  const audience = apiAudienceOf(config);
+  const router = new Router({ prefix: '/interaction' });
+  const paths = (uid: string) => ({
+    login: `/interaction/${uid}/login`,
+    confirm: `/interaction/${uid}/confirm`,
+    abort: `/interaction/${uid}/abort`,
+  });
+
+  const details = async (ctx: Context): Promise<Details> => {
+    const found = await provider().interactionDetails(ctx.req, ctx.res);
+    if (found.uid !== ctx.params.uid) throw new AppError('FORBIDDEN');
+    return found;
+  };
+
+  const clientNameOf = async (clientId: string) => {
+    const client = await provider().Client.find(clientId);
+    return (client?.clientName as string | undefined) ?? clientId;
+  };
+
+  const requireCsrf = (ctx: Context, uid: string) => {
+    if (!csrf.isValid(uid, (ctx.request.body as Record<string, unknown> | undefined)?.csrf)) {
+      ctx.status = 403;
+      ctx.type = 'html';
+      ctx.body = renderMessage('Request refused', ['This form has expired or did not come from this site. Go back and try again.']);
+      return false;
+    }
+    return true;
+  };
+
+  const finish = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2], merge: boolean) => {
+    const redirectTo = await provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.status = 303;
+    ctx.redirect(redirectTo);
+  };
+
+  async function renderPrompt(ctx: Context, interaction: Details, error?: string, email?: string) {
+    const { uid, prompt, params, session } = interaction;
+    const clientName = await clientNameOf(String(params.client_id));
+    ctx.type = 'html';
+    if (prompt.name === 'login') {
+      ctx.body = renderLogin({ action: paths(uid).login, abortAction: paths(uid).abort, csrfToken: csrf.tokenFor(uid), clientName, email, error });
+      return;
+    }
+    if (prompt.name === 'consent') {
+      const user = session?.accountId ? await users.findById(session.accountId) : null;
+      if (!user) throw new AppError('FORBIDDEN');
+      const { granted, withheld } = splitScopes(String(params.scope ?? ''), user.scopes);
+      ctx.body = renderConsent({
+        action: paths(uid).confirm,
+        abortAction: paths(uid).abort,
+        csrfToken: csrf.tokenFor(uid),
+        clientName,
+        userEmail: user.email,
+        scopes: granted.map((name) => ({ name, description: scopeCatalog[name] ?? name })),
+        withheld,
+      });
+      return;
+    }
+    throw new AppError('FORBIDDEN');
+  }
+
+  router.get('/:uid', async (ctx) => {
+    await renderPrompt(ctx, await details(ctx));
+  });
+
+  router.post('/:uid/login', parseBody(), async (ctx) => {
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'login') throw new AppError('FORBIDDEN');
+    if (!requireCsrf(ctx, interaction.uid)) return;
+    const body = (ctx.request.body ?? {}) as Record<string, unknown>;
+    const email = typeof body.email === 'string' ? body.email.slice(0, 320) : '';
+    const password = typeof body.password === 'string' ? body.password.slice(0, 1024) : '';
+    const user = email && password ? await users.verifyPassword(email, password) : null;
+    if (!user || user.disabled) {
+      ctx.status = 401;
+      await renderPrompt(ctx, interaction, GENERIC_LOGIN_ERROR, email);
+      return;
+    }
+    await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
+  });
+
+  router.post('/:uid/confirm', parseBody(), async (ctx) => {
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'consent') throw new AppError('FORBIDDEN');
+    if (!requireCsrf(ctx, interaction.uid)) return;
+    const { session, params, grantId } = interaction;
+    const user = session?.accountId ? await users.findById(session.accountId) : null;
+    if (!user || user.disabled) throw new AppError('FORBIDDEN');
+    const { Grant } = provider();
+    const grant = (grantId ? await Grant.find(grantId) : undefined)
+      ?? new Grant({ accountId: user.id, clientId: String(params.client_id) });
+    const { granted, withheld } = splitScopes(String(params.scope ?? ''), user.scopes);
+    const oidc = granted.filter((s) => (oidcScopes as readonly string[]).includes(s));
+    const api = granted.filter((s) => !oidc.includes(s));
+    if (oidc.length) grant.addOIDCScope(oidc.join(' '));
+    if (api.length) grant.addResourceScope(audience, api.join(' '));
+    // Scopes the user does not hold are rejected, not granted, so consent is not asked again.
+    if (withheld.length) grant.rejectResourceScope(audience, withheld.join(' '));
+    const details2 = interaction.prompt.details as { missingOIDCClaims?: string[] };
+    if (details2.missingOIDCClaims?.length) grant.addOIDCClaims(details2.missingOIDCClaims);
+    await finish(ctx, { consent: { grantId: await grant.save() } }, true);
+  });
+
+  router.post('/:uid/abort', parseBody(), async (ctx) => {
+    const interaction = await details(ctx);
+    if (!requireCsrf(ctx, interaction.uid)) return;
+    await finish(ctx, { error: 'access_denied', error_description: 'The user denied the request' }, false);
+  });
+
+  return router;
+}
+
+/** Requested scopes split into those the user may grant and those their account lacks. */
+export function splitScopes(requested: string, held: string[]): { granted: string[]; withheld: string[] } {
+  const granted: string[] = [];
+  const withheld: string[] = [];
+  for (const scope of requested.split(' ').filter(Boolean)) {
+    if ((oidcScopes as readonly string[]).includes(scope) || isSubset([scope], held)) granted.push(scope);
+    else withheld.push(scope);
+  }
+  return { granted, withheld };
+}

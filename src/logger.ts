@@ -1,0 +1,36 @@
+import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
+
+export type Logger = PinoLogger;
+
+/** Paths that may hold a secret anywhere in a log object; pino replaces them. */
+export const redactedPaths = [
+  'password', 'newPassword', 'currentPassword', 'token', 'refreshToken', 'refresh_token', 'access_token', 'id_token',
+  'apiKey', 'api_key', 'client_secret', 'clientSecret', 'assertion', 'code', 'code_verifier', 'totp_code', 'secret',
+  'authorization', 'cookie', 'set-cookie', 'x-api-key',
+  '*.password', '*.token', '*.refreshToken', '*.apiKey', '*.client_secret', '*.secret', '*.assertion', '*.totp_code',
+  'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'res.headers["set-cookie"]',
+];
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'nopesight-auth' },
+      redact: { paths: redactedPaths, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination,
+  );
+}
+
+/** Strips credentials from a URL before it is logged (?api_key=, ?code=, ?token=...). */
+export function safePath(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  for (const name of [...params.keys()]) {
+    if (/key|token|code|secret|password|assertion|state|nonce/i.test(name)) params.set(name, '[redacted]');
+  }
+  const rest = params.toString();
+  return url.slice(0, q) + (rest ? `?${rest}` : '');
+}

@@ -1,0 +1,83 @@
+import { jwtVerify, decodeProtectedHeader, type JWTPayload } from 'jose';
+import type { Clock } from '../clock.ts';
+import type { Store } from '../store/store.ts';
+import { grantIsAlive } from './adapter.ts';
+import type { KeyRing } from './key-ring.ts';
+import { signingAlgs } from '../config/schema.ts';
+
+export interface AccessTokenClaims extends JWTPayload {
+  jti: string;
+  sub: string;
+  exp: number;
+  scope?: string;
+  scopes?: string[];
+  client_id?: string;
+  /** The grant (login) the token belongs to; revoking the grant revokes the token. */
+  gid?: string;
+  cnf?: Record<string, string>;
+}
+
+export type VerifyResult =
+  | { ok: true; claims: AccessTokenClaims }
+  | { ok: false; reason: 'malformed' | 'signature' | 'expired' | 'claims' | 'revoked' };
+
+const revokedKey = (jti: string) => `revoked-jti:${jti}`;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export const looksLikeJwt = (value: string): boolean => value.length < 8192 && JWT_SHAPE.test(value);
+
+/**
+ * Verifies the JWT access tokens this server issues (RFC 9068) and keeps the deny-list
+ * that makes them revocable: oidc-provider does not store JWT access tokens, so its
+ * own introspection and revocation cannot see them.
+ */
+export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store; clock: Clock; issuer: string }) {
+  const { keyRing, store, clock, issuer } = deps;
+
+  async function verify(token: string): Promise<VerifyResult> {
+    if (!looksLikeJwt(token)) return { ok: false, reason: 'malformed' };
+    let alg: string | undefined;
+    let kid: string | undefined;
+    try {
+      ({ alg, kid } = decodeProtectedHeader(token));
+    } catch {
+      return { ok: false, reason: 'malformed' };
+    }
+    // Only our asymmetric algorithms: refuses alg "none" and HMAC confusion outright.
+    if (!alg || !(signingAlgs as readonly string[]).includes(alg)) return { ok: false, reason: 'signature' };
+    const key = await keyRing.verificationKey(kid, alg);
+    if (!key) return { ok: false, reason: 'signature' };
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key, {
+        algorithms: [alg],
+        issuer,
+        typ: 'at+jwt',
+        currentDate: new Date(clock.now()),
+        requiredClaims: ['jti', 'exp', 'iat', 'sub'],
+      }));
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ERR_JWT_EXPIRED') return { ok: false, reason: 'expired' };
+      if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' || code === 'ERR_JWS_INVALID') return { ok: false, reason: 'signature' };
+      return { ok: false, reason: 'claims' };
+    }
+    const claims = payload as AccessTokenClaims;
+    const [denied, grantAlive] = await Promise.all([
+      store.get(revokedKey(claims.jti)),
+      claims.gid ? grantIsAlive(store, claims.gid) : Promise.resolve(true),
+    ]);
+    if (denied !== null || !grantAlive) return { ok: false, reason: 'revoked' };
+    return { ok: true, claims };
+  }
+
+  /** Puts the token's jti on the deny-list until the token would have expired anyway. */
+  async function revoke(claims: Pick<AccessTokenClaims, 'jti' | 'exp'>): Promise<void> {
+    const ttlMs = claims.exp * 1000 - clock.now();
+    if (ttlMs > 0) await store.set(revokedKey(claims.jti), '1', { ttlMs });
+  }
+
+  return { verify, revoke };
+}
+
+export type AccessTokenService = ReturnType<typeof createAccessTokenService>;

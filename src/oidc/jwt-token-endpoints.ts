@@ -1,0 +1,53 @@
+import type { Middleware } from 'koa';
+import type { Deps } from '../deps.ts';
+import { looksLikeJwt } from './access-tokens.ts';
+
+/**
+ * oidc-provider refuses JWT access tokens at introspection and revocation (they are not
+ * stored). This middleware runs inside the provider: after the provider has
+ * authenticated the client and answered `unsupported_token_type`, it answers for our own
+ * JWTs instead, from the signature, the clock and the revocation deny-list.
+ */
+export function jwtTokenEndpointsMiddleware(deps: Pick<Deps, 'accessTokens'>): Middleware {
+  return async (ctx, next) => {
+    await next();
+    const oidc = (ctx as { oidc?: { route?: string; params?: Record<string, unknown>; client?: { clientId: string; clientAuthMethod: string } } }).oidc;
+    const route = oidc?.route;
+    if (route !== 'introspection' && route !== 'revocation') return;
+    if (ctx.status !== 400 || (ctx.body as { error?: string })?.error !== 'unsupported_token_type') return;
+    const token = oidc?.params?.token;
+    const client = oidc?.client;
+    if (typeof token !== 'string' || !looksLikeJwt(token) || !client) return;
+
+    const result = await deps.accessTokens.verify(token);
+    ctx.status = 200;
+    if (route === 'revocation') {
+      // RFC 7009 §2.1-2.2: a client revokes only its own tokens, and the answer is 200 either way.
+      if (result.ok && result.claims.client_id === client.clientId) {
+        await deps.accessTokens.revoke(result.claims);
+      }
+      ctx.body = '';
+      return;
+    }
+    // Public clients may only introspect their own tokens (the provider's own policy).
+    if (!result.ok || (client.clientAuthMethod === 'none' && result.claims.client_id !== client.clientId)) {
+      ctx.body = { active: false };
+      return;
+    }
+    const { claims } = result;
+    ctx.body = {
+      active: true,
+      token_type: 'Bearer',
+      client_id: claims.client_id,
+      sub: claims.sub,
+      scope: claims.scope,
+      scopes: claims.scopes,
+      aud: claims.aud,
+      iss: claims.iss,
+      exp: claims.exp,
+      iat: claims.iat,
+      jti: claims.jti,
+      ...(claims.cnf ? { cnf: claims.cnf } : {}),
+    };
+  };
+}

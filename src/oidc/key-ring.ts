@@ -1,0 +1,65 @@
+import { importJWK, type JWK, type CryptoKey } from 'jose';
+import type { Logger } from '../logger.ts';
+import { publicJwk, type SigningKeySet, type SigningKeyStore } from '../domain/signing-keys.ts';
+
+/**
+ * This instance's view of the shared signing keys. It re-reads the store every few
+ * seconds (and at once on an unknown kid, at most once a second) so a rotation made
+ * anywhere reaches every instance without a restart.
+ */
+export function createKeyRing(deps: { keys: SigningKeyStore; logger: Logger; refreshSeconds: number; now: () => number }) {
+  const { keys, logger, refreshSeconds, now } = deps;
+  let current: SigningKeySet = { version: 0, keys: [] };
+  let imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
+  let lastUnknownKidReload = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const listeners: ((set: SigningKeySet) => void)[] = [];
+
+  async function refresh(): Promise<SigningKeySet> {
+    const next = await keys.load();
+    const pruned = keys.prune(next);
+    const changed = pruned.version !== current.version || pruned.keys.length !== current.keys.length;
+    current = pruned;
+    if (changed) {
+      imported = new Map();
+      for (const listener of listeners) listener(current);
+    }
+    return current;
+  }
+
+  async function verificationKey(kid: string | undefined, alg: string): Promise<CryptoKey | Uint8Array | null> {
+    if (!kid) return null;
+    let entry = current.keys.find((k) => k.jwk.kid === kid);
+    if (!entry && now() - lastUnknownKidReload > 1000) {
+      lastUnknownKidReload = now();
+      await refresh().catch(() => undefined);
+      entry = current.keys.find((k) => k.jwk.kid === kid);
+    }
+    if (!entry || (entry.retireAt !== undefined && entry.retireAt <= now())) return null;
+    const cacheKey = `${kid}:${alg}`;
+    let key = imported.get(cacheKey);
+    if (!key) {
+      key = importJWK(publicJwk(entry.jwk), alg);
+      imported.set(cacheKey, key);
+    }
+    return key.catch(() => null);
+  }
+
+  return {
+    refresh,
+    verificationKey,
+    current: () => current,
+    /** Private JWKs, newest first, for the provider to sign with and publish. */
+    providerJwks: (): { keys: JWK[] } => ({ keys: current.keys.map((k) => ({ ...k.jwk })) }),
+    onChange(listener: (set: SigningKeySet) => void) { listeners.push(listener); },
+    start() {
+      timer = setInterval(() => {
+        refresh().catch((err: Error) => logger.warn({ err: err.message }, 'signing key refresh failed'));
+      }, refreshSeconds * 1000);
+      timer.unref();
+    },
+    stop() { if (timer) clearInterval(timer); },
+  };
+}
+
+export type KeyRing = ReturnType<typeof createKeyRing>;

@@ -1,0 +1,185 @@
+import Provider, { type Configuration, type KoaContextWithOIDC, errors as oidcErrors } from 'oidc-provider';
+import type { Deps } from '../deps.ts';
+import { apiAudienceOf } from '../config/load.ts';
+import { createAdapterFactory } from './adapter.ts';
+import { oidcScopes, parseScope } from '../domain/scopes.ts';
+import { html } from '../../views/html.ts';
+import { renderMessage } from '../../views/message.ts';
+import { createFindAccount } from './find-account.ts';
+import { jwtTokenEndpointsMiddleware } from './jwt-token-endpoints.ts';
+
+export const oauthRoutes = {
+  authorization: '/oauth/authorize',
+  token: '/oauth/token',
+  introspection: '/oauth/introspect',
+  revocation: '/oauth/revoke',
+  userinfo: '/oauth/userinfo',
+  jwks: '/oauth/jwks',
+  end_session: '/oauth/logout',
+  pushed_authorization_request: '/oauth/par',
+  device_authorization: '/oauth/device/auth',
+  code_verification: '/oauth/device',
+  registration: '/oauth/register',
+  backchannel_authentication: '/oauth/backchannel',
+  challenge: '/oauth/challenge',
+} as const;
+
+/** JWS algorithms we sign and accept; symmetric ones are left out on purpose (client secrets are stored hashed). */
+const asymmetricAlgs = ['ES256', 'EdDSA', 'RS256', 'PS256'];
+
+/**
+ * Builds the oidc-provider instance from our dependencies. Called again (cheaply) when
+ * the signing keys rotate, because the provider's keystore is fixed at construction.
+ */
+export function buildProvider(deps: Deps): Provider {
+  const { config, store, clients, keyRing, secrets, scopeCatalog, clock } = deps;
+  const audience = apiAudienceOf(config);
+  const allScopes = Object.keys(scopeCatalog);
+  const resourceScope = allScopes.filter((s) => s !== 'offline_access').join(' ');
+
+  const configuration: Configuration = {
+    adapter: createAdapterFactory({ store, clients, clock }),
+    clients: [],
+    findAccount: createFindAccount(deps),
+    jwks: keyRing.providerJwks() as Configuration['jwks'],
+    cookies: {
+      keys: secrets.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    routes: oauthRoutes,
+    scopes: allScopes,
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'updated_at'],
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      clientCredentials: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      dPoP: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.body = renderMessage('Sign out', ['Do you want to sign out?'], html`${rawHtml(form)}
+            <button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+            <button type="submit" form="op.logoutForm" class="secondary">No, stay signed in</button>`);
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.body = renderMessage('Signed out', ['You have been signed out.']);
+        },
+      },
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource: async (ctx, form, _out, err) => {
+          const message = err ? 'That code is not valid. Check it and try again.' : 'Enter the code shown on your device.';
+          ctx.body = renderMessage('Connect a device', [message], html`${rawHtml(form)}<button type="submit" form="op.deviceInputForm">Continue</button>`);
+        },
+        userCodeConfirmSource: async (ctx, form, client, _info, userCode) => {
+          ctx.body = renderMessage('Confirm the device', [
+            html`<strong>${client.clientName ?? client.clientId}</strong> wants access. Check that your device shows this code:`,
+          ], html`<code class="big">${userCode}</code>${rawHtml(form)}
+            <button type="submit" form="op.deviceConfirmForm">Continue</button>
+            <button type="submit" form="op.deviceConfirmForm" value="yes" name="abort" class="secondary">Abort</button>`);
+        },
+        successSource: async (ctx) => {
+          ctx.body = renderMessage('Device connected', ['You can close this window and return to your device.']);
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => audience,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resource) => {
+          if (resource !== audience) throw new oidcErrors.InvalidTarget();
+          return {
+            scope: resourceScope,
+            audience,
+            accessTokenTTL: config.accessTokenTtl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: config.accessTokenAlg } },
+          };
+        },
+      },
+    },
+    formats: {
+      customizers: {
+        // RFC 9068 plus the `scopes` array the guide's hasScope() reads, and the grant id
+        // so that revoking a login also revokes its JWT access tokens.
+        jwt: (_ctx, token, jwt) => {
+          jwt.payload.scopes = parseScope(jwt.payload.scope as string | undefined);
+          const grantId = (token as { grantId?: string }).grantId;
+          if (grantId) jwt.payload.gid = grantId;
+        },
+      },
+    },
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    expiresWithSession: async () => false,
+    ttl: {
+      AccessToken: config.accessTokenTtl,
+      ClientCredentials: config.accessTokenTtl,
+      AuthorizationCode: config.authorizationCodeTtl,
+      IdToken: config.idTokenTtl,
+      RefreshToken: config.refreshTokenTtl,
+      // A grant must outlive the longest refresh token issued from it.
+      Grant: config.refreshTokenTtl + 3600,
+      Session: config.sessionTtl,
+      Interaction: 3600,
+      DeviceCode: 600,
+      BackchannelAuthenticationRequest: 600,
+    },
+    enabledJWA: {
+      clientAuthSigningAlgValues: asymmetricAlgs as never,
+      idTokenSigningAlgValues: asymmetricAlgs as never,
+      requestObjectSigningAlgValues: asymmetricAlgs as never,
+      userinfoSigningAlgValues: asymmetricAlgs as never,
+      introspectionSigningAlgValues: asymmetricAlgs as never,
+      authorizationSigningAlgValues: asymmetricAlgs as never,
+      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'RS256', 'PS256'] as never,
+    },
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
+    responseTypes: ['code', 'none'],
+    clientBasedCORS: (_ctx, origin) => config.corsOrigins.includes(origin),
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = renderMessage('Something went wrong', [
+        out.error_description ? String(out.error_description) : 'The request could not be completed.',
+        html`<span class="note">${out.error}</span>`,
+      ]);
+    },
+  };
+
+  const provider = new Provider(config.publicUrl, configuration);
+  provider.proxy = config.trustProxy;
+
+  // Client secrets are stored as keyed hashes; compare the presented one that way.
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    return clients.secretMatches(actual, this.clientSecret);
+  };
+
+  provider.use(jwtTokenEndpointsMiddleware(deps));
+  return provider;
+}
+
+/** Marks provider-generated form markup (already escaped by the provider) as safe. */
+function rawHtml(markup: string) {
+  return { value: markup, toString: () => markup } as unknown as ReturnType<typeof html>;
+}
+
+export type OidcContext = KoaContextWithOIDC;
+export const isOidcScope = (scope: string): boolean => (oidcScopes as readonly string[]).includes(scope);

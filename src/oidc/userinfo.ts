@@ -1,0 +1,49 @@
+import Router, { type RouterMiddleware } from '@koa/router';
+import type { Deps } from '../deps.ts';
+import { parseScope } from '../domain/scopes.ts';
+import { parseBody } from '../http/koa-body.ts';
+import { oauthRoutes } from './provider.ts';
+import { createFindAccount } from './find-account.ts';
+
+const claimsByScope: Record<string, string[]> = {
+  openid: ['sub'],
+  profile: ['name', 'updated_at'],
+  email: ['email', 'email_verified'],
+};
+
+/**
+ * /oauth/userinfo for our JWT access tokens (OIDC Core §5.3). The provider's own
+ * userinfo only knows stored opaque tokens, and every access token we issue is a JWT.
+ */
+export function userinfoRoutes(deps: Deps): Router {
+  const router = new Router();
+  const findAccount = createFindAccount(deps);
+
+  const handler: RouterMiddleware = async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    const auth = ctx.get('authorization');
+    const bodyToken = (ctx.request.body as Record<string, unknown> | undefined)?.access_token;
+    const token = /^bearer /i.test(auth) ? auth.slice(7).trim() : typeof bodyToken === 'string' ? bodyToken : '';
+    const refuse = (error: string, description: string) => {
+      ctx.status = error === 'insufficient_scope' ? 403 : 401;
+      ctx.set('WWW-Authenticate', `Bearer realm="${deps.config.publicUrl}", error="${error}", error_description="${description}"`);
+      ctx.body = { error, error_description: description };
+    };
+    if (!token) return refuse('invalid_token', 'no access token provided');
+    const result = await deps.accessTokens.verify(token);
+    if (!result.ok) return refuse('invalid_token', 'invalid token provided');
+    // DPoP-bound tokens need a proof; we do not accept them here as plain bearer tokens.
+    if (result.claims.cnf) return refuse('invalid_token', 'sender-constrained tokens are not accepted here');
+    const scopes = parseScope(result.claims.scope);
+    if (!scopes.includes('openid')) return refuse('insufficient_scope', 'access token lacks the openid scope');
+    const account = await findAccount(ctx as never, result.claims.sub);
+    if (!account) return refuse('invalid_token', 'invalid token provided');
+    const all = (await account.claims('userinfo', scopes.join(' '), {}, [])) as Record<string, unknown>;
+    const allowed = new Set(scopes.flatMap((s) => claimsByScope[s] ?? []));
+    ctx.body = Object.fromEntries(Object.entries(all).filter(([k, v]) => allowed.has(k) && v !== undefined));
+  };
+
+  router.get(oauthRoutes.userinfo, handler);
+  router.post(oauthRoutes.userinfo, parseBody(), handler);
+  return router;
+}

@@ -1,0 +1,106 @@
+import type { Clock } from '../clock.ts';
+import type { SetOptions, Store, StreamEntry } from './store.ts';
+
+interface Entry { value: string | Set<string> | StreamEntry[]; expiresAt?: number }
+
+/** In-process store for development and unit tests. Everything is lost on exit. */
+export function createMemoryStore(clock: Clock): Store {
+  const data = new Map<string, Entry>();
+  let streamSeq = 0;
+
+  const live = (key: string): Entry | undefined => {
+    const entry = data.get(key);
+    if (entry && entry.expiresAt !== undefined && entry.expiresAt <= clock.now()) {
+      data.delete(key);
+      return undefined;
+    }
+    return entry;
+  };
+  const str = (key: string): string | null => {
+    const v = live(key)?.value;
+    return typeof v === 'string' ? v : null;
+  };
+  const set = (key: string): Set<string> => {
+    const entry = live(key);
+    if (entry?.value instanceof Set) return entry.value;
+    const fresh = new Set<string>();
+    data.set(key, { value: fresh });
+    return fresh;
+  };
+
+  return {
+    kind: 'memory',
+    async get(key) { return str(key); },
+    async getMany(keys) { return keys.map(str); },
+    async set(key, value, options: SetOptions = {}) {
+      if (options.onlyIfAbsent && live(key)) return false;
+      data.set(key, { value, expiresAt: options.ttlMs !== undefined ? clock.now() + options.ttlMs : undefined });
+      return true;
+    },
+    async take(key) {
+      const v = str(key);
+      data.delete(key);
+      return v;
+    },
+    async del(keys) { for (const k of keys) data.delete(k); },
+    async ttl(key) {
+      const entry = live(key);
+      if (!entry) return -2;
+      return entry.expiresAt === undefined ? -1 : entry.expiresAt - clock.now();
+    },
+    async increment(key, ttlMs) {
+      const entry = live(key);
+      if (!entry) {
+        data.set(key, { value: '1', expiresAt: clock.now() + ttlMs });
+        return { count: 1, ttlMs };
+      }
+      const count = Number(entry.value) + 1;
+      entry.value = String(count);
+      return { count, ttlMs: entry.expiresAt === undefined ? -1 : entry.expiresAt - clock.now() };
+    },
+    async setAdd(key, members, ttlMs) {
+      const s = set(key);
+      for (const m of members) s.add(m);
+      if (ttlMs !== undefined) {
+        const entry = data.get(key)!;
+        const until = clock.now() + ttlMs;
+        if (entry.expiresAt === undefined || entry.expiresAt < until) entry.expiresAt = until;
+      }
+    },
+    async setRemove(key, members) {
+      const entry = live(key);
+      if (entry?.value instanceof Set) for (const m of members) entry.value.delete(m);
+    },
+    async setMembers(key) {
+      const v = live(key)?.value;
+      return v instanceof Set ? [...v] : [];
+    },
+    async streamAdd(key, fields, maxLen) {
+      let entry = live(key);
+      if (!entry || !Array.isArray(entry.value)) {
+        entry = { value: [] };
+        data.set(key, entry);
+      }
+      const list = entry.value as StreamEntry[];
+      const id = `${clock.now()}-${streamSeq++}`;
+      list.push({ id, fields: { ...fields } });
+      if (list.length > maxLen) list.splice(0, list.length - maxLen);
+      return id;
+    },
+    async streamRange(key, start, end, count, reverse = false) {
+      const v = live(key)?.value;
+      if (!Array.isArray(v)) return [];
+      const inRange = v.filter((e) => (start === '-' || compareIds(e.id, start) >= 0) && (end === '+' || compareIds(e.id, end) <= 0));
+      return (reverse ? inRange.reverse() : inRange).slice(0, count);
+    },
+    async ping() {},
+    async close() { data.clear(); },
+  };
+}
+
+/** Orders stream ids "<ms>-<seq>" the way Redis does. */
+export function compareIds(a: string, b: string): number {
+  const [am, as = '0'] = a.split('-');
+  const [bm, bs = '0'] = b.split('-');
+  return Number(am) - Number(bm) || Number(as) - Number(bs);
+}

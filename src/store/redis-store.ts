@@ -1,0 +1,102 @@
+import { Redis, Cluster } from 'ioredis';
+import type { Store, StreamEntry } from './store.ts';
+import { StoreUnavailableError } from './store.ts';
+
+// INCR and PEXPIRE in one script so a counter's window is fixed when it is created.
+const INCREMENT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}`;
+
+// SADD, then make the set live at least ARGV[1] ms more (a new set gets the TTL, an older one only grows).
+const SET_ADD_WITH_TTL = `
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1`;
+
+export interface RedisStoreOptions {
+  url: string;
+  prefix: string;
+  /** Called when the connection is lost or restored, for logs and readiness. */
+  onStatus?: (status: 'ready' | 'down', error?: Error) => void;
+}
+
+type Client = Redis | Cluster;
+
+/**
+ * Redis store. Commands fail fast while Redis is unreachable (no offline queue), so
+ * requests get a 503 instead of hanging; ioredis reconnects by itself.
+ */
+export function createRedisStore(options: RedisStoreOptions): Store & { client: Client } {
+  const client: Client = new Redis(options.url, {
+    keyPrefix: options.prefix,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+    lazyConnect: false,
+  });
+  client.on('ready', () => options.onStatus?.('ready'));
+  client.on('error', (err: Error) => options.onStatus?.('down', err));
+  client.defineCommand('nsaIncrement', { numberOfKeys: 1, lua: INCREMENT });
+  client.defineCommand('nsaSetAddTtl', { numberOfKeys: 1, lua: SET_ADD_WITH_TTL });
+
+  const guard = async <T>(op: () => Promise<T>): Promise<T> => {
+    try {
+      return await op();
+    } catch (err) {
+      if (isConnectionError(err)) throw new StoreUnavailableError(err);
+      throw err;
+    }
+  };
+
+  return {
+    kind: 'redis',
+    client,
+    get: (key) => guard(() => client.get(key)),
+    getMany: (keys) => guard(async () => (keys.length ? client.mget(keys) : [])),
+    set: (key, value, opts = {}) => guard(async () => {
+      const args: (string | number)[] = [];
+      if (opts.ttlMs !== undefined) args.push('PX', Math.max(1, Math.ceil(opts.ttlMs)));
+      if (opts.onlyIfAbsent) args.push('NX');
+      const res = await (client.set as (...a: unknown[]) => Promise<string | null>)(key, value, ...args);
+      return res === 'OK';
+    }),
+    take: (key) => guard(() => client.getdel(key)),
+    del: (keys) => guard(async () => { if (keys.length) await client.del(...keys); }),
+    ttl: (key) => guard(() => client.pttl(key)),
+    increment: (key, ttlMs) => guard(async () => {
+      const [count, ttl] = (await (client as unknown as { nsaIncrement(k: string, t: number): Promise<[number, number]> }).nsaIncrement(key, ttlMs));
+      return { count, ttlMs: ttl };
+    }),
+    setAdd: (key, members, ttlMs) => guard(async () => {
+      if (!members.length) return;
+      if (ttlMs === undefined) await client.sadd(key, ...members);
+      else await (client as unknown as { nsaSetAddTtl(k: string, ...a: (string | number)[]): Promise<number> }).nsaSetAddTtl(key, Math.ceil(ttlMs), ...members);
+    }),
+    setRemove: (key, members) => guard(async () => { if (members.length) await client.srem(key, ...members); }),
+    setMembers: (key) => guard(() => client.smembers(key)),
+    streamAdd: (key, fields, maxLen) => guard(async () => {
+      const flat = Object.entries(fields).flat();
+      return (await client.xadd(key, 'MAXLEN', '~', String(maxLen), '*', ...flat)) as string;
+    }),
+    streamRange: (key, start, end, count, reverse = false) => guard(async () => {
+      const rows = reverse
+        ? await client.xrevrange(key, end, start, 'COUNT', count)
+        : await client.xrange(key, start, end, 'COUNT', count);
+      return rows.map(([id, flat]): StreamEntry => {
+        const fields: Record<string, string> = {};
+        for (let i = 0; i < flat.length; i += 2) fields[flat[i]] = flat[i + 1];
+        return { id, fields };
+      });
+    }),
+    ping: () => guard(async () => { await client.ping(); }),
+    close: async () => { client.disconnect(); },
+  };
+}
+
+function isConnectionError(err: unknown): boolean {
+  const message = (err as Error)?.message ?? '';
+  return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|MaxRetriesPerRequest|connect ETIMEDOUT|LOADING|CLUSTERDOWN/i.test(message);
+}

@@ -1,0 +1,49 @@
+/**
+ * The one narrow storage interface every part of the server uses. Keys are logical
+ * (the implementation adds its prefix). Text in `{...}` is a hash tag: keys that one
+ * operation touches together must share it so that a Redis Cluster accepts them.
+ */
+export interface SetOptions {
+  /** Expire after this many milliseconds. */
+  ttlMs?: number;
+  /** Write only when the key does not exist (SET NX). */
+  onlyIfAbsent?: boolean;
+}
+
+export interface StreamEntry {
+  id: string;
+  fields: Record<string, string>;
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+  get(key: string): Promise<string | null>;
+  getMany(keys: string[]): Promise<(string | null)[]>;
+  /** Returns false only when onlyIfAbsent was asked and the key existed. */
+  set(key: string, value: string, options?: SetOptions): Promise<boolean>;
+  /** Reads and deletes atomically: at most one caller ever sees the value. */
+  take(key: string): Promise<string | null>;
+  del(keys: string[]): Promise<void>;
+  /** Remaining lifetime in ms; -1 without expiry, -2 when missing. */
+  ttl(key: string): Promise<number>;
+  /** Increments a counter whose expiry is set when it is created; returns count and remaining ms. */
+  increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }>;
+  /** Adds members; with ttlMs the set lives at least that long from now (never shortened). */
+  setAdd(key: string, members: string[], ttlMs?: number): Promise<void>;
+  setRemove(key: string, members: string[]): Promise<void>;
+  setMembers(key: string): Promise<string[]>;
+  /** Appends to a capped stream (approximately maxLen entries kept). */
+  streamAdd(key: string, fields: Record<string, string>, maxLen: number): Promise<string>;
+  /** Entries between two ids inclusive ('-' and '+' for the ends), oldest first unless reverse. */
+  streamRange(key: string, start: string, end: string, count: number, reverse?: boolean): Promise<StreamEntry[]>;
+  /** Runs a command-free health check; throws when the store cannot serve. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class StoreUnavailableError extends Error {
+  constructor(cause?: unknown) {
+    super('store unavailable', { cause });
+    this.name = 'StoreUnavailableError';
+  }
+}
