@@ -6,13 +6,16 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** A clock tests can set and advance by hand. */
+/**
+ * A clock tests can move: it runs with real time, shifted by an offset that advance()
+ * and set() change (a frozen clock would stall anything that waits on time).
+ */
 export function createManualClock(startMs = Date.now()): Clock & { advance(ms: number): void; set(ms: number): void } {
-  let current = startMs;
+  let offset = startMs - Date.now();
   return {
-    now: () => current,
-    advance(ms: number) { current += ms; },
-    set(ms: number) { current = ms; },
+    now: () => Date.now() + offset,
+    advance(ms: number) { offset += ms; },
+    set(ms: number) { offset = ms - Date.now(); },
   };
 }
 

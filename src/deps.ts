@@ -10,6 +10,7 @@ import { createSigningKeyStore, type SigningKeyStore } from './domain/signing-ke
 import { loadScopeCatalog, type ScopeCatalog } from './domain/scopes.ts';
 import { createKeyRing, type KeyRing } from './oidc/key-ring.ts';
 import { createAccessTokenService, type AccessTokenService } from './oidc/access-tokens.ts';
+import { createAuditLog, type AuditLog } from './domain/audit.ts';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
 export interface Deps {
@@ -25,6 +26,7 @@ export interface Deps {
   keyRing: KeyRing;
   accessTokens: AccessTokenService;
   scopeCatalog: ScopeCatalog;
+  audit: AuditLog;
 }
 
 export async function buildDeps(base: { config: Config; clock: Clock; logger: Logger; store: Store }): Promise<Deps> {
@@ -44,6 +46,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     keyRing,
     accessTokens: createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl }),
     scopeCatalog: loadScopeCatalog(),
+    audit: createAuditLog({ store, clock, logger, maxEntries: config.auditMaxEntries }),
   };
 }
 

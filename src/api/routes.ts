@@ -1,8 +1,31 @@
 import Router from '@koa/router';
 import type { Deps } from '../deps.ts';
+import { AppError } from '../errors/app-error.ts';
+import { bearerTokenStrategy, createCredentialResolver } from '../http/credentials.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { mountRoutes, type RouteSpec } from './route.ts';
 
-/** The first-party /v1 API. Each capability adds its router here. */
-export function apiRoutes(_deps: Deps): Router {
+/**
+ * The first-party /v1 API. Each capability contributes a list of route specs here;
+ * they are mounted with the shared credential resolver and described in /v1/openapi.json.
+ */
+export function apiRouteSpecs(_deps: Deps): RouteSpec[] {
+  return [];
+}
+
+export function apiRoutes(deps: Deps): { router: Router; specs: RouteSpec[] } {
   const router = new Router({ prefix: '/v1' });
-  return router;
+  const realm = deps.config.publicUrl;
+  const resolveCredential = createCredentialResolver([bearerTokenStrategy(deps)], realm);
+  const specs = apiRouteSpecs(deps);
+  mountRoutes(router, specs, { resolveCredential, realm });
+  const document = buildOpenApiDocument(specs, { version: '0.1.0', serverUrl: deps.config.publicUrl });
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = document;
+  });
+  // Anything else under /v1 is a JSON 404 in the contract's shape.
+  router.all('/{*rest}', () => {
+    throw new AppError('NOT_FOUND');
+  });
+  return { router, specs };
 }

@@ -52,6 +52,7 @@ export const settings = {
   demoClient: { env: 'DEMO_CLIENT', schema: bool(true), doc: 'register the demo client at start-up' },
   argon2MemoryKiB: { env: 'ARGON2_MEMORY_KIB', schema: z.coerce.number().int().min(8192).default(19456), doc: 'argon2id memory cost (OWASP: 19456)' },
   argon2TimeCost: { env: 'ARGON2_TIME_COST', schema: z.coerce.number().int().min(1).default(2), doc: 'argon2id iterations (OWASP: 2)' },
+  auditMaxEntries: { env: 'AUDIT_MAX_ENTRIES', schema: z.coerce.number().int().min(1000).default(100_000), doc: 'audit events kept in the store (oldest dropped first)' },
   clients: { env: undefined, schema: z.array(clientConfigSchema).default([]), doc: 'OAuth clients declared in the config file' },
 } as const;
 

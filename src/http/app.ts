@@ -32,7 +32,7 @@ export function createApp(deps: Deps): App {
     healthRoutes(deps),
     pageRoutes({ demoCallback: deps.config.demoClient }),
     userinfoRoutes(deps),
-    apiRoutes(deps),
+    apiRoutes(deps).router,
   ];
 
   koa.use(requestId());

@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import type { RouteSpec } from './route.ts';
+
+const errorBody = z.object({
+  error: z.string(),
+  code: z.string(),
+  request_id: z.string(),
+  details: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  required_scope: z.string().optional(),
+});
+
+const toJsonSchema = (schema: z.ZodType, io: 'input' | 'output') =>
+  z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Record<string, unknown>;
+
+const openApiPath = (path: string) => `/v1${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`;
+
+/** The OpenAPI 3.1 document of /v1, built from the very route specs that validate requests. */
+export function buildOpenApiDocument(specs: RouteSpec[], info: { version: string; serverUrl: string }): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const spec of specs) {
+    const parameters: unknown[] = [];
+    for (const [location, schema] of [['path', spec.params], ['query', spec.query]] as const) {
+      if (!schema) continue;
+      const json = toJsonSchema(schema, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+      for (const [name, property] of Object.entries(json.properties ?? {})) {
+        parameters.push({ name, in: location, required: location === 'path' || (json.required ?? []).includes(name), schema: property });
+      }
+    }
+    const responses: Record<string, unknown> = {};
+    for (const [status, response] of Object.entries(spec.responses)) {
+      responses[status] = {
+        description: response.description,
+        ...(response.schema ? { content: { 'application/json': { schema: toJsonSchema(response.schema, 'output') } } } : {}),
+      };
+    }
+    const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+    if (spec.body || spec.query || spec.params) responses['400'] ??= errorResponse('Validation failed');
+    if (spec.auth === 'required') responses['401'] ??= errorResponse('Missing, malformed, expired or revoked credential');
+    if (spec.scope) responses['403'] ??= errorResponse(`Credential lacks the ${spec.scope} scope`);
+    responses['429'] ??= errorResponse('Rate limited');
+
+    const path = openApiPath(spec.path);
+    paths[path] ??= {};
+    paths[path][spec.method] = {
+      summary: spec.summary,
+      tags: [spec.tag],
+      operationId: `${spec.method}${path.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
+      ...(parameters.length ? { parameters } : {}),
+      ...(spec.body
+        ? {
+            requestBody: {
+              required: true,
+              content: { [spec.bodyType === 'form' ? 'application/x-www-form-urlencoded' : 'application/json']: { schema: toJsonSchema(spec.body, 'input') } },
+            },
+          }
+        : {}),
+      ...(spec.auth === 'required' ? { security: [{ bearerAuth: spec.scope ? [spec.scope] : [] }, { apiKeyHeader: [] }] } : { security: [] }),
+      ...(spec.scope ? { 'x-required-scope': spec.scope } : {}),
+      responses,
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'nopesight-auth /v1 API', version: info.version },
+    servers: [{ url: info.serverUrl }],
+    paths,
+    components: {
+      schemas: { Error: toJsonSchema(errorBody, 'output') },
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+      },
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { AppError, validationFailed } from '../errors/app-error.ts';
+import type { CredentialResolver } from '../http/credentials.ts';
+import { requireScope } from '../http/credentials.ts';
+import type { Principal } from '../http/principal.ts';
+import { parseBody } from '../http/koa-body.ts';
+
+type Schema = z.ZodType;
+type Infer<S> = S extends Schema ? z.output<S> : undefined;
+
+export interface RouteInput<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+  /** Set when the route requires a credential. */
+  principal: Principal;
+}
+
+/**
+ * One /v1 route, declared once: the same schemas validate requests and describe the
+ * route in the OpenAPI document, so the two cannot drift apart.
+ */
+export interface RouteSpec<B extends Schema | undefined = Schema | undefined, Q extends Schema | undefined = Schema | undefined, P extends Schema | undefined = Schema | undefined> {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** Path under /v1 in Koa form, e.g. /auth/api-keys/:id */
+  path: string;
+  summary: string;
+  tag: string;
+  /** 'none': public; 'required': a valid credential (bearer token or API key). */
+  auth: 'none' | 'required';
+  /** Scope the credential must hold. */
+  scope?: string;
+  /** Credential kinds allowed (default: all). */
+  principalTypes?: Principal['type'][];
+  body?: B;
+  /** Body encoding (default json). */
+  bodyType?: 'json' | 'form';
+  query?: Q;
+  params?: P;
+  responses: Record<number, { description: string; schema?: Schema }>;
+  handler(ctx: Context, input: RouteInput<Infer<B>, Infer<Q>, Infer<P>>): Promise<void> | void;
+}
+
+export const route = <B extends Schema | undefined = undefined, Q extends Schema | undefined = undefined, P extends Schema | undefined = undefined>(
+  spec: RouteSpec<B, Q, P>,
+): RouteSpec => spec as unknown as RouteSpec;
+
+export function parseWith<S extends Schema>(schema: S, value: unknown, where: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw validationFailed(result.error.issues.map((issue) => ({
+    field: issue.path.length ? issue.path.join('.') : where,
+    message: issue.message,
+  })));
+}
+
+function checkContentType(ctx: Context, spec: RouteSpec): void {
+  if (!spec.body || !ctx.request.length) return;
+  const wanted = spec.bodyType === 'form' ? 'application/x-www-form-urlencoded' : 'application/json';
+  if (!ctx.is(wanted)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', { message: `Content-Type must be ${wanted}` });
+}
+
+export interface MountOptions {
+  resolveCredential: CredentialResolver;
+  realm: string;
+}
+
+/** Adds routes to a router: content type, credential, scope, validation, then the handler. */
+export function mountRoutes(router: Router, specs: RouteSpec[], options: MountOptions): void {
+  const body = parseBody();
+  for (const spec of specs) {
+    router[spec.method](spec.path, async (ctx, next) => {
+      checkContentType(ctx, spec);
+      await next();
+    }, body, async (ctx) => {
+      let principal: Principal | undefined;
+      if (spec.auth === 'required') {
+        principal = await options.resolveCredential(ctx);
+        if (spec.principalTypes && !spec.principalTypes.includes(principal.type)) {
+          throw new AppError('FORBIDDEN', { message: `This endpoint needs a ${spec.principalTypes.join(' or ')} credential` });
+        }
+        if (spec.scope) requireScope(principal, spec.scope, options.realm);
+      }
+      const input = {
+        body: spec.body ? parseWith(spec.body, ctx.request.body ?? {}, 'body') : undefined,
+        query: spec.query ? parseWith(spec.query, ctx.query, 'query') : undefined,
+        params: spec.params ? parseWith(spec.params, ctx.params, 'path') : undefined,
+        principal: principal as Principal,
+      };
+      await spec.handler(ctx, input as never);
+    });
+  }
+}
