@@ -31,6 +31,7 @@ export interface Deps {
 
 export async function buildDeps(base: { config: Config; clock: Clock; logger: Logger; store: Store }): Promise<Deps> {
   const { config, clock, logger, store } = base;
+  await store.connect();
   const secrets = await loadServerSecrets(store, config.secretKey);
   const passwords = createPasswordHasher({ memoryKiB: config.argon2MemoryKiB, timeCost: config.argon2TimeCost });
   const signingKeys = createSigningKeyStore({ store, secrets, clock });

@@ -4,7 +4,6 @@ import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
 import { parseBody } from '../http/koa-body.ts';
-import { apiAudienceOf } from '../config/load.ts';
 import { isSubset, oidcScopes } from '../domain/scopes.ts';
 import { renderLogin } from '../../views/login.ts';
 import { renderConsent } from '../../views/consent.ts';
@@ -20,9 +19,8 @@ type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
  * POST lives under that path because the provider's interaction cookie is scoped to it.
  */
 export function interactionRoutes(deps: Deps, provider: () => Provider): Router {
-  const { users, scopeCatalog, config } = deps;
+  const { users, scopeCatalog } = deps;
   const csrf = createCsrf(deps.secrets.macKey('csrf'));
-  const audience = apiAudienceOf(config);
   const router = new Router({ prefix: '/interaction' });
   const paths = (uid: string) => ({
     login: `/interaction/${uid}/login`,
@@ -113,15 +111,19 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
     const { Grant } = provider();
     const grant = (grantId ? await Grant.find(grantId) : undefined)
       ?? new Grant({ accountId: user.id, clientId: String(params.client_id) });
-    const { granted, withheld } = splitScopes(String(params.scope ?? ''), user.scopes);
-    const oidc = granted.filter((s) => (oidcScopes as readonly string[]).includes(s));
-    const api = granted.filter((s) => !oidc.includes(s));
-    if (oidc.length) grant.addOIDCScope(oidc.join(' '));
-    if (api.length) grant.addResourceScope(audience, api.join(' '));
-    // Scopes the user does not hold are rejected, not granted, so consent is not asked again.
-    if (withheld.length) grant.rejectResourceScope(audience, withheld.join(' '));
-    const details2 = interaction.prompt.details as { missingOIDCClaims?: string[] };
-    if (details2.missingOIDCClaims?.length) grant.addOIDCClaims(details2.missingOIDCClaims);
+    const missing = interaction.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [resource, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+      const { granted, withheld } = splitScopes(scopes.join(' '), user.scopes);
+      if (granted.length) grant.addResourceScope(resource, granted.join(' '));
+      // Scopes the user does not hold are rejected, not granted, so consent is not asked again.
+      if (withheld.length) grant.rejectResourceScope(resource, withheld.join(' '));
+    }
     await finish(ctx, { consent: { grantId: await grant.save() } }, true);
   });
 

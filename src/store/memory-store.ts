@@ -30,6 +30,7 @@ export function createMemoryStore(clock: Clock): Store {
 
   return {
     kind: 'memory',
+    async connect() {},
     async get(key) { return str(key); },
     async getMany(keys) { return keys.map(str); },
     async set(key, value, options: SetOptions = {}) {

@@ -35,7 +35,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
     retryStrategy: (times) => Math.min(times * 100, 1000),
-    lazyConnect: false,
+    lazyConnect: true,
   });
   client.on('ready', () => options.onStatus?.('ready'));
   client.on('error', (err: Error) => options.onStatus?.('down', err));
@@ -54,6 +54,13 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   return {
     kind: 'redis',
     client,
+    async connect() {
+      try {
+        await client.connect();
+      } catch (err) {
+        throw new StoreUnavailableError(err);
+      }
+    },
     get: (key) => guard(() => client.get(key)),
     getMany: (keys) => guard(async () => (keys.length ? client.mget(keys) : [])),
     set: (key, value, opts = {}) => guard(async () => {

@@ -17,6 +17,8 @@ export interface StreamEntry {
 
 export interface Store {
   readonly kind: 'memory' | 'redis';
+  /** Connects (Redis) and resolves once commands can run; throws with a clear reason otherwise. */
+  connect(): Promise<void>;
   get(key: string): Promise<string | null>;
   getMany(keys: string[]): Promise<(string | null)[]>;
   /** Returns false only when onlyIfAbsent was asked and the key existed. */
