@@ -38,7 +38,7 @@ export function buildProvider(deps: Deps): Provider {
   const resourceScope = allScopes.filter((s) => s !== 'offline_access').join(' ');
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory({ store, clients, clock }),
+    adapter: createAdapterFactory({ store, clients, clock, secrets }),
     clients: [],
     findAccount: createFindAccount(deps),
     jwks: keyRing.providerJwks() as Configuration['jwks'],
