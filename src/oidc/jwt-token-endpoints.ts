@@ -17,9 +17,10 @@ export function jwtTokenEndpointsMiddleware(deps: Pick<Deps, 'accessTokens'>): M
     if (ctx.status !== 400 || (ctx.body as { error?: string })?.error !== 'unsupported_token_type') return;
     const token = oidc?.params?.token;
     const client = oidc?.client;
-    if (typeof token !== 'string' || !looksLikeJwt(token) || !client) return;
+    if (typeof token !== 'string' || !client) return;
 
-    const result = await deps.accessTokens.verify(token);
+    // Anything JWT-shaped that is not one of ours (alg none, stripped signature...) is simply not active.
+    const result = looksLikeJwt(token) ? await deps.accessTokens.verify(token) : ({ ok: false } as const);
     ctx.status = 200;
     if (route === 'revocation') {
       // RFC 7009 §2.1-2.2: a client revokes only its own tokens, and the answer is 200 either way.
