@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { signInThroughForms } from '../support/form-login.ts';
+import { randomAlphanumeric } from '../../src/domain/ids.ts';
+
+describe('two server instances on one Redis behave as one server', () => {
+  let a: TestServer;
+  let b: TestServer;
+
+  beforeAll(async () => {
+    const prefix = `two${randomAlphanumeric(6)}:`;
+    a = await startTestServer({ prefix });
+    // Same store, same issuer: the second instance takes the first's address as its public URL.
+    b = await startTestServer({ prefix, config: { publicUrl: a.url } });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  it('shares signing keys, clients and users', async () => {
+    const [ja, jb] = await Promise.all([a.url, b.url].map(async (u) => (await fetch(`${u}/oauth/jwks`)).json()));
+    expect(ja).toEqual(jb);
+    expect(await b.deps.users.findByEmail(a.admin.email)).not.toBeNull();
+  });
+
+  it('redeems at instance B a code issued by instance A, then refreshes at A', async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = new URL(`${a.url}/oauth/authorize`);
+    url.search = new URLSearchParams({
+      client_id: a.demoClient.client_id,
+      response_type: 'code',
+      scope: 'openid cmdb.read',
+      redirect_uri: a.demoClient.redirect_uri,
+      state: 'two',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+    }).toString();
+    const callback = new URL(await signInThroughForms(url.toString(), a.url, a.admin));
+    const code = callback.searchParams.get('code')!;
+
+    const basic = `Basic ${Buffer.from(`${a.demoClient.client_id}:${a.demoClient.client_secret}`).toString('base64')}`;
+    const post = (base: string, body: Record<string, string>) => fetch(`${base}/oauth/token`, {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(body),
+    });
+    const exchanged = await post(b.url, { grant_type: 'authorization_code', code, redirect_uri: a.demoClient.redirect_uri, code_verifier: verifier });
+    expect(exchanged.status).toBe(200);
+    const tokens = await exchanged.json() as { access_token: string; refresh_token: string };
+
+    const refreshed = await post(a.url, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+    expect(refreshed.status).toBe(200);
+    // The rotated-out token is refused at the other instance too.
+    const reused = await post(b.url, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+    expect(reused.status).toBe(400);
+
+    const introspection = await fetch(`${b.url}/oauth/introspect`, {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: tokens.access_token }),
+    });
+    // Reuse revoked the family, including this access token, on every instance.
+    expect(((await introspection.json()) as { active: boolean }).active).toBe(false);
+  });
+});
