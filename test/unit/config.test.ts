@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, ConfigError } from '../../src/config/load.ts';
+
+const emptyDir = () => mkdtempSync(join(tmpdir(), 'nsa-config-'));
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({}, emptyDir());
+    expect(config.port).toBe(3000);
+    expect(config.publicUrl).toBe('http://localhost:3000');
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.accessTokenTtl).toBe(900);
+    expect(config.refreshTokenTtl).toBe(7 * 24 * 3600);
+    expect(config.apiKeyEnv).toBe('live');
+    expect(config.trustProxy).toBe(false);
+  });
+
+  it('layers file, then CONFIG_FILE, then environment', () => {
+    const dir = emptyDir();
+    writeFileSync(join(dir, 'default.json'), JSON.stringify({ port: 4000, logLevel: 'warn' }));
+    const extra = join(dir, 'site.json');
+    writeFileSync(extra, JSON.stringify({ logLevel: 'error', corsOrigins: ['https://app.example'] }));
+    const config = loadConfig({ CONFIG_FILE: extra, PORT: '4100', CORS_ORIGINS: 'https://a.example, https://b.example', TRUST_PROXY: 'true' }, dir);
+    expect(config.port).toBe(4100);
+    expect(config.logLevel).toBe('error');
+    expect(config.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
+    expect(config.trustProxy).toBe(true);
+    expect(config.publicUrl).toBe('http://localhost:4100');
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, /port \(PORT\)/],
+    [{ PORT: '70000' }, /port \(PORT\)/],
+    [{ REDIS_URL: 'http://x' }, /redisUrl \(REDIS_URL\).*redis:\/\//],
+    [{ PUBLIC_URL: 'not a url' }, /publicUrl \(PUBLIC_URL\)/],
+    [{ ACCESS_TOKEN_TTL: '-5' }, /accessTokenTtl \(ACCESS_TOKEN_TTL\)/],
+    [{ ADMIN_PASSWORD: 'short' }, /adminPassword \(ADMIN_PASSWORD\).*12/],
+    [{ ACCESS_TOKEN_ALG: 'HS256' }, /accessTokenAlg \(ACCESS_TOKEN_ALG\)/],
+    [{ LOG_LEVEL: 'loud' }, /logLevel \(LOG_LEVEL\)/],
+  ])('refuses %o with one line naming the setting', (env, pattern) => {
+    let error: unknown;
+    try {
+      loadConfig(env as NodeJS.ProcessEnv, emptyDir());
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(pattern);
+    expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('refuses unknown keys and broken files in the config file', () => {
+    const dir = emptyDir();
+    writeFileSync(join(dir, 'default.json'), JSON.stringify({ prot: 1 }));
+    expect(() => loadConfig({}, dir)).toThrow(/prot|Unrecognized/);
+    writeFileSync(join(dir, 'default.json'), '{ nope');
+    expect(() => loadConfig({}, dir)).toThrow(/default\.json/);
+    expect(() => loadConfig({ CONFIG_FILE: join(dir, 'missing.json') }, emptyDir())).toThrow(/CONFIG_FILE/);
+  });
+});

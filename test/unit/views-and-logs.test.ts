@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { html, escapeHtml } from '../../views/html.ts';
+import { createLogger, safePath } from '../../src/logger.ts';
+
+describe('HTML escaping', () => {
+  it('escapes every interpolated value', () => {
+    const evil = '"><script>alert(1)</script>\'`';
+    expect(html`<p title="${evil}">${evil}</p>`.value).not.toMatch(/<script>|"><|'`/);
+    expect(escapeHtml('<a href="x">')).toBe('&#60;a href=&#34;x&#34;&#62;');
+  });
+});
+
+describe('logs', () => {
+  it('redact secrets wherever they appear', () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+    const logger = createLogger('info', sink);
+    logger.info({ password: 'hunter2-password', body: { refreshToken: 'rt-secret', token: 'jwt-secret' }, authorization: 'Bearer abc' }, 'x');
+    const out = lines.join('');
+    for (const secret of ['hunter2-password', 'rt-secret', 'jwt-secret', 'Bearer abc']) expect(out).not.toContain(secret);
+  });
+
+  it('strip credentials from logged URLs', () => {
+    expect(safePath('/v1/auth/verify?api_key=nsa_live_abc&scope=cmdb.read')).toBe('/v1/auth/verify?api_key=%5Bredacted%5D&scope=cmdb.read');
+    expect(safePath('/demo/callback?code=abc&state=s')).not.toContain('abc');
+    expect(safePath('/healthz')).toBe('/healthz');
+  });
+});
