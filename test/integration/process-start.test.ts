@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+
+async function freePort(): Promise<number> {
+  return new Promise((done) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => done(port));
+    });
+  });
+}
+
+/** Runs `node src/main.ts` the way `npm start` does, with a clean environment. */
+function startProcess(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['src/main.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += String(d); });
+  child.stderr.on('data', (d) => { stderr += String(d); });
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  return { child, exited, out: () => stdout, err: () => stderr };
+}
+
+async function waitFor(condition: () => boolean, ms = 20_000) {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('the server process', () => {
+  it('starts on the memory store with a printed admin password and demo client, and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const proc = startProcess({ PORT: String(port), LOG_LEVEL: 'warn' });
+    try {
+      await waitFor(() => proc.out().includes('try the code flow'));
+      const out = proc.out();
+      expect(out).toContain(`listening on http://localhost:${port}`);
+      expect(out).toMatch(/admin password \(shown once\): [A-Za-z0-9]{20}/);
+      expect(out).toMatch(/demo client: demo-app {2}secret \(shown once\): [A-Za-z0-9]{48}/);
+      expect(proc.err() + out).toContain('in-memory store');
+      const discovery = await (await fetch(`http://localhost:${port}/.well-known/openid-configuration`)).json() as Record<string, unknown>;
+      expect(discovery.issuer).toBe(`http://localhost:${port}`);
+      expect(discovery.pushed_authorization_request_endpoint).toBe(`http://localhost:${port}/oauth/par`);
+      expect(discovery.device_authorization_endpoint).toBe(`http://localhost:${port}/oauth/device/auth`);
+      expect(discovery.dpop_signing_alg_values_supported).toEqual(expect.arrayContaining(['ES256']));
+      expect(discovery.end_session_endpoint).toBe(`http://localhost:${port}/oauth/logout`);
+    } finally {
+      proc.child.kill('SIGTERM');
+    }
+    expect(await proc.exited).toBe(0);
+  });
+
+  it('refuses to start on a bad setting with one line naming it', async () => {
+    const proc = startProcess({ PORT: 'eighty' });
+    expect(await proc.exited).toBe(2);
+    expect(proc.err().trim()).toBe('nopesight-auth: invalid setting port (PORT): Invalid input: expected number, received NaN');
+    expect(proc.out()).toBe('');
+  });
+
+  it('says clearly when Redis cannot be reached at start', async () => {
+    const port = await freePort();
+    const deadRedis = await freePort();
+    const proc = startProcess({ PORT: String(port), REDIS_URL: `redis://127.0.0.1:${deadRedis}`, LOG_LEVEL: 'silent' });
+    expect(await proc.exited).toBe(1);
+    expect(proc.err()).toMatch(/failed to start: .*store unavailable/);
+  });
+});
