@@ -11,6 +11,7 @@ import { loadScopeCatalog, type ScopeCatalog } from './domain/scopes.ts';
 import { createKeyRing, type KeyRing } from './oidc/key-ring.ts';
 import { createAccessTokenService, type AccessTokenService } from './oidc/access-tokens.ts';
 import { createAuditLog, type AuditLog } from './domain/audit.ts';
+import { createRuntimeSettings, type RuntimeSettings } from './domain/runtime-settings.ts';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
 export interface Deps {
@@ -27,6 +28,8 @@ export interface Deps {
   accessTokens: AccessTokenService;
   scopeCatalog: ScopeCatalog;
   audit: AuditLog;
+  /** Runtime policy (token lifetimes, rate limits, lockout, API keys, CORS): `settings.current()`. */
+  settings: RuntimeSettings;
 }
 
 export async function buildDeps(base: { config: Config; clock: Clock; logger: Logger; store: Store }): Promise<Deps> {
@@ -37,6 +40,8 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   const signingKeys = createSigningKeyStore({ store, secrets, clock });
   const keyRing = createKeyRing({ keys: signingKeys, logger, refreshSeconds: config.keyRefreshSeconds, now: () => clock.now() });
   await keyRing.refresh();
+  const settings = createRuntimeSettings({ store, clock, logger, config, refreshMs: config.settingsRefreshSeconds * 1000 });
+  await settings.refresh();
   return {
     ...base,
     secrets,
@@ -48,6 +53,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     accessTokens: createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl }),
     scopeCatalog: loadScopeCatalog(),
     audit: createAuditLog({ store, clock, logger, maxEntries: config.auditMaxEntries }),
+    settings,
   };
 }
 
