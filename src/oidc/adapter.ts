@@ -3,10 +3,10 @@ import type { Store } from '../store/store.ts';
 import type { ClientRepository } from '../domain/clients.ts';
 import type { Clock } from '../clock.ts';
 import type { ServerSecrets } from '../domain/secrets.ts';
+import { accountGrantsKey, accountSessionsKey, grantIndexKey, revokeGrant } from './account-sessions.ts';
 
 /** Where the provider's models live in the store. */
 export const oidcKey = (model: string, id: string) => `oidc:${model}:${id}`;
-const grantIndexKey = (grantId: string) => `oidc:grant-index:${grantId}`;
 const uidKey = (uid: string) => `oidc:uid:${uid}`;
 const userCodeKey = (code: string) => `oidc:user-code:${code}`;
 
@@ -49,6 +49,9 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
       const stored = this.secretIds ? { ...payload, jti: undefined } : payload;
       await store.set(key, JSON.stringify(stored), { ttlMs });
       if (payload.grantId) await store.setAdd(grantIndexKey(payload.grantId), [key], ttlMs);
+      // Per-account indexes, so an admin can end every login of a user at once.
+      if (this.model === 'Grant' && payload.accountId) await store.setAdd(accountGrantsKey(payload.accountId), [id], ttlMs);
+      if (this.model === 'Session' && payload.accountId) await store.setAdd(accountSessionsKey(payload.accountId), [key], ttlMs);
       // Secondary indexes hold the id sealed (encrypted), never in the clear.
       const indexValue = this.secretIds ? secrets.seal(SEAL_PURPOSE, id) : id;
       if (payload.uid) await store.set(uidKey(payload.uid), indexValue, { ttlMs });
@@ -92,9 +95,7 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
-      const index = grantIndexKey(grantId);
-      const keys = await store.setMembers(index);
-      await store.del([...keys, index, oidcKey('Grant', grantId)]);
+      await revokeGrant(store, grantId);
     }
   };
 }

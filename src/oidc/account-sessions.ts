@@ -1,0 +1,41 @@
+import type { Store } from '../store/store.ts';
+
+/**
+ * Per-account indexes of the provider's stored logins, written by the adapter whenever a
+ * Grant or Session is saved with an accountId, so that an admin can end every login of a
+ * user at once (disable, delete, "revoke sessions").
+ */
+export const accountGrantsKey = (accountId: string) => `user-grants:${accountId}`;
+export const accountSessionsKey = (accountId: string) => `user-sessions:${accountId}`;
+
+export const grantKey = (grantId: string) => `oidc:Grant:${grantId}`;
+export const grantIndexKey = (grantId: string) => `oidc:grant-index:${grantId}`;
+
+/**
+ * Deletes a grant and every token stored under it (refresh tokens, codes). JWT access
+ * tokens carry the grant id (`gid`) and stop verifying once the grant is gone.
+ */
+export async function revokeGrant(store: Store, grantId: string): Promise<void> {
+  const index = grantIndexKey(grantId);
+  const keys = await store.setMembers(index);
+  await store.del([...keys, index, grantKey(grantId)]);
+}
+
+export function createAccountSessions(deps: { store: Store }) {
+  const { store } = deps;
+
+  /** Ends every login of an account: grants (with their tokens) and browser sessions. */
+  async function revokeAll(accountId: string): Promise<{ grants: number; sessions: number }> {
+    const [grantIds, sessionKeys] = await Promise.all([
+      store.setMembers(accountGrantsKey(accountId)),
+      store.setMembers(accountSessionsKey(accountId)),
+    ]);
+    for (const grantId of grantIds) await revokeGrant(store, grantId);
+    await store.del([...sessionKeys, accountGrantsKey(accountId), accountSessionsKey(accountId)]);
+    return { grants: grantIds.length, sessions: sessionKeys.length };
+  }
+
+  return { revokeAll };
+}
+
+export type AccountSessions = ReturnType<typeof createAccountSessions>;
