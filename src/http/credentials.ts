@@ -27,6 +27,8 @@ export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens'>): Credentia
       const result = await deps.accessTokens.verify(token);
       if (!result.ok) return null;
       const { claims } = result;
+      // A DPoP-bound token (RFC 9449 cnf.jkt) is only good with its proof; as a plain bearer it is refused.
+      if (claims.cnf) return null;
       return {
         type: subjectType(claims.sub),
         subject: claims.sub,

@@ -35,6 +35,8 @@ export interface TestServerOptions {
   clock?: ReturnType<typeof createManualClock>;
   /** Root secret; servers sharing a store must share it (default: one generated in the store). */
   secretKey?: string;
+  /** Where log lines go (default: nowhere unless TEST_LOG_LEVEL is set). */
+  logDestination?: import('pino').DestinationStream;
 }
 
 /**
@@ -59,7 +61,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     secretKey: options.secretKey,
     ...options.config,
   });
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, options.logDestination);
   const store = kind === 'redis' ? createRedisStore({ url: config.redisUrl!, prefix }) : createMemoryStore(clock);
   const deps = await buildDeps({ config, clock, logger, store });
   const report = await bootstrap(deps);
