@@ -117,10 +117,17 @@ export function buildProvider(deps: Deps): Provider {
     formats: {
       customizers: {
         // RFC 9068 plus the `scopes` array the guide's hasScope() reads, and the grant id
-        // so that revoking a login also revokes its JWT access tokens.
-        jwt: (_ctx, token, jwt) => {
-          jwt.payload.scopes = parseScope(jwt.payload.scope as string | undefined);
-          const grantId = (token as { grantId?: string }).grantId;
+        // so that revoking a login also revokes its JWT access tokens. A user's token never
+        // carries a scope the user no longer holds, whatever the grant once recorded.
+        jwt: async (_ctx, token, jwt) => {
+          let scopes = parseScope(jwt.payload.scope as string | undefined);
+          const { accountId, grantId } = token as { accountId?: string; grantId?: string };
+          if (accountId) {
+            const held = new Set((await deps.users.findById(accountId))?.scopes ?? []);
+            scopes = scopes.filter((s) => isOidcScope(s) || held.has(s));
+            jwt.payload.scope = scopes.join(' ') || undefined;
+          }
+          jwt.payload.scopes = scopes;
           if (grantId) jwt.payload.gid = grantId;
         },
       },

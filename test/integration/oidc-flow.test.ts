@@ -77,3 +77,35 @@ for (const storeKind of ['redis', 'memory'] as const) {
     });
   });
 }
+
+describe('scopes follow the user', () => {
+  it("drops a scope from new tokens once it is taken from the user, even on an old grant", async () => {
+    const server = await startTestServer();
+    try {
+      const config = await oidc.discovery(new URL(server.url), server.demoClient.client_id, server.demoClient.client_secret, undefined, {
+        execute: [oidc.allowInsecureRequests],
+      });
+      const user = await server.deps.users.create({ email: 'scoped@example.test', password: 'Scoped-Password-1', scopes: ['cmdb.read', 'reports.read'] });
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(config, {
+        redirect_uri: server.demoClient.redirect_uri,
+        scope: 'openid cmdb.read reports.read admin.users',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state: 's',
+      });
+      const callback = await signInThroughForms(url.toString(), server.url, { email: user.email, password: 'Scoped-Password-1' });
+      const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: 's' });
+      const first = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url').toString());
+      // admin.users was requested but the user does not hold it.
+      expect(first.scopes).toEqual(['openid', 'cmdb.read', 'reports.read']);
+
+      await server.deps.users.update(user.id, (u) => ({ ...u, scopes: ['cmdb.read'] }));
+      const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+      const second = JSON.parse(Buffer.from(refreshed.access_token.split('.')[1], 'base64url').toString());
+      expect(second.scopes).toEqual(['openid', 'cmdb.read']);
+    } finally {
+      await server.close();
+    }
+  });
+});
