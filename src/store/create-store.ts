@@ -14,6 +14,7 @@ export function createStore(config: Config, clock: Clock, logger: Logger): Store
   return createRedisStore({
     url: config.redisUrl,
     prefix: config.redisPrefix,
+    cluster: config.redisCluster,
     onStatus(status, error) {
       if (status === 'down' && !down) logger.error({ err: error?.message }, 'redis unreachable');
       if (status === 'ready' && down) logger.info('redis reachable again');

@@ -18,6 +18,8 @@ return 1`;
 export interface RedisStoreOptions {
   url: string;
   prefix: string;
+  /** Treat url as one seed node of a Redis Cluster. */
+  cluster?: boolean;
   /** Called when the connection is lost or restored, for logs and readiness. */
   onStatus?: (status: 'ready' | 'down', error?: Error) => void;
 }
@@ -29,14 +31,26 @@ type Client = Redis | Cluster;
  * requests get a 503 instead of hanging; ioredis reconnects by itself.
  */
 export function createRedisStore(options: RedisStoreOptions): Store & { client: Client } {
-  const client: Client = new Redis(options.url, {
+  const connection = {
     keyPrefix: options.prefix,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
-    retryStrategy: (times) => Math.min(times * 100, 1000),
+    retryStrategy: (times: number) => Math.min(times * 100, 1000),
     lazyConnect: true,
-  });
+  };
+  const client: Client = options.cluster
+    ? new Cluster([options.url], {
+        redisOptions: { ...connection, keyPrefix: undefined },
+        keyPrefix: options.prefix,
+        enableOfflineQueue: false,
+        lazyConnect: true,
+        clusterRetryStrategy: (times: number) => Math.min(times * 100, 1000),
+      })
+    : new Redis(options.url, connection);
+  // In a cluster, keys of one multi-key command must share a slot; ours need not, so such
+  // commands are split into one command per key (still one round trip each, in parallel).
+  const perKey = options.cluster === true;
   client.on('ready', () => options.onStatus?.('ready'));
   client.on('error', (err: Error) => options.onStatus?.('down', err));
   client.defineCommand('nsaIncrement', { numberOfKeys: 1, lua: INCREMENT });
@@ -62,7 +76,10 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
       }
     },
     get: (key) => guard(() => client.get(key)),
-    getMany: (keys) => guard(async () => (keys.length ? client.mget(keys) : [])),
+    getMany: (keys) => guard(async () => {
+      if (!keys.length) return [];
+      return perKey ? Promise.all(keys.map((k) => client.get(k))) : client.mget(keys);
+    }),
     set: (key, value, opts = {}) => guard(async () => {
       const args: (string | number)[] = [];
       if (opts.ttlMs !== undefined) args.push('PX', Math.max(1, Math.ceil(opts.ttlMs)));
@@ -71,7 +88,11 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
       return res === 'OK';
     }),
     take: (key) => guard(() => client.getdel(key)),
-    del: (keys) => guard(async () => { if (keys.length) await client.del(...keys); }),
+    del: (keys) => guard(async () => {
+      if (!keys.length) return;
+      if (perKey) await Promise.all(keys.map((k) => client.del(k)));
+      else await client.del(...keys);
+    }),
     ttl: (key) => guard(() => client.pttl(key)),
     increment: (key, ttlMs) => guard(async () => {
       const [count, ttl] = (await (client as unknown as { nsaIncrement(k: string, t: number): Promise<[number, number]> }).nsaIncrement(key, ttlMs));
