@@ -1,19 +1,31 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Deps } from './deps.ts';
+import type { Config } from './config/schema.ts';
 import { createApp, type App } from './http/app.ts';
 
 export interface RunningServer {
   app: App;
-  server: Server;
+  server: Server | HttpsServer;
   url: string;
   /** Stops accepting connections, lets in-flight requests finish, then resolves. */
   close(): Promise<void>;
 }
 
+/** The certificate and key when TLS_CERT_FILE and TLS_KEY_FILE are set; both or neither. */
+function tlsOptions(config: Pick<Config, 'tlsCertFile' | 'tlsKeyFile'>): { cert: Buffer; key: Buffer } | undefined {
+  const { tlsCertFile, tlsKeyFile } = config;
+  if (!tlsCertFile && !tlsKeyFile) return undefined;
+  if (!tlsCertFile || !tlsKeyFile) throw new Error('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+  return { cert: readFileSync(tlsCertFile), key: readFileSync(tlsKeyFile) };
+}
+
 export async function startServer(deps: Deps, options: { port?: number; host?: string } = {}): Promise<RunningServer> {
   const app = createApp(deps);
-  const server = createServer(app.koa.callback());
+  const tls = tlsOptions(deps.config);
+  const server = tls ? createHttpsServer(tls, app.koa.callback()) : createServer(app.koa.callback());
   // Bound slow clients: headers within 10 s, whole request within 30 s.
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -26,7 +38,7 @@ export async function startServer(deps: Deps, options: { port?: number; host?: s
   return {
     app,
     server,
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -29,6 +29,8 @@ export type ClientConfig = z.infer<typeof clientConfigSchema>;
 export const settings = {
   port: { env: 'PORT', schema: z.coerce.number().int().min(0).max(65535).default(3000), doc: 'listen port' },
   host: { env: 'HOST', schema: z.string().default('0.0.0.0'), doc: 'listen address' },
+  tlsCertFile: { env: 'TLS_CERT_FILE', schema: z.string().min(1).optional(), doc: 'PEM certificate (chain) file; with TLS_KEY_FILE the server listens on HTTPS itself instead of HTTP' },
+  tlsKeyFile: { env: 'TLS_KEY_FILE', schema: z.string().min(1).optional(), doc: 'PEM private key file of TLS_CERT_FILE' },
   publicUrl: { env: 'PUBLIC_URL', schema: httpUrl.default('http://localhost:3000').transform((u) => u.replace(/\/+$/, '')), doc: 'issuer and base of every URL the server prints' },
   redisUrl: { env: 'REDIS_URL', schema: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), doc: 'use the Redis store; unset means the in-memory store' },
   redisCluster: { env: 'REDIS_CLUSTER', schema: bool(false), doc: 'REDIS_URL names one node of a Redis Cluster' },
