@@ -12,6 +12,7 @@ import { createKeyRing, type KeyRing } from './oidc/key-ring.ts';
 import { createAccessTokenService, type AccessTokenService } from './oidc/access-tokens.ts';
 import { createAuditLog, type AuditLog } from './domain/audit.ts';
 import { createRuntimeSettings, type RuntimeSettings } from './domain/runtime-settings.ts';
+import { createApiKeyService, type ApiKeyService } from './domain/api-keys.ts';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
 export interface Deps {
@@ -30,6 +31,8 @@ export interface Deps {
   audit: AuditLog;
   /** Runtime policy (token lifetimes, rate limits, lockout, API keys, CORS): `settings.current()`. */
   settings: RuntimeSettings;
+  /** API keys: issue, list, rotate, revoke (`revokeAllForUser` too), authenticate. */
+  apiKeys: ApiKeyService;
 }
 
 export async function buildDeps(base: { config: Config; clock: Clock; logger: Logger; store: Store }): Promise<Deps> {
@@ -42,18 +45,28 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   await keyRing.refresh();
   const settings = createRuntimeSettings({ store, clock, logger, config, refreshMs: config.settingsRefreshSeconds * 1000 });
   await settings.refresh();
+  const users = createUserRepository({ store, clock, passwords });
+  const audit = createAuditLog({ store, clock, logger, maxEntries: config.auditMaxEntries });
   return {
     ...base,
     secrets,
     passwords,
-    users: createUserRepository({ store, clock, passwords }),
+    users,
     clients: createClientRepository({ store, secrets }),
     signingKeys,
     keyRing,
     accessTokens: createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl }),
     scopeCatalog: loadScopeCatalog(),
-    audit: createAuditLog({ store, clock, logger, maxEntries: config.auditMaxEntries }),
+    audit,
     settings,
+    apiKeys: createApiKeyService({
+      store, clock, secrets, users, audit, logger,
+      environment: config.apiKeyEnv,
+      policy: () => {
+        const { maxLifetimeDays, rotationGraceSeconds } = settings.current().apiKeys;
+        return { maxLifetimeMs: maxLifetimeDays * 86_400_000, rotationGraceMs: rotationGraceSeconds * 1000 };
+      },
+    }),
   };
 }
 

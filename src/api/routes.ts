@@ -2,6 +2,9 @@ import Router from '@koa/router';
 import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
 import { bearerTokenStrategy, createCredentialResolver } from '../http/credentials.ts';
+import { apiKeyStrategy } from '../http/api-key-strategy.ts';
+import { apiKeyRoutes } from './api-key-routes.ts';
+import { verifyRoutes } from './verify-routes.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { mountRoutes, type RouteSpec } from './route.ts';
 
@@ -9,14 +12,17 @@ import { mountRoutes, type RouteSpec } from './route.ts';
  * The first-party /v1 API. Each capability contributes a list of route specs here;
  * they are mounted with the shared credential resolver and described in /v1/openapi.json.
  */
-export function apiRouteSpecs(_deps: Deps): RouteSpec[] {
-  return [];
+export function apiRouteSpecs(deps: Deps): RouteSpec[] {
+  return [
+    ...apiKeyRoutes(deps),
+    ...verifyRoutes(deps),
+  ];
 }
 
 export function apiRoutes(deps: Deps): { router: Router; specs: RouteSpec[] } {
   const router = new Router({ prefix: '/v1' });
   const realm = deps.config.publicUrl;
-  const resolveCredential = createCredentialResolver([bearerTokenStrategy(deps)], realm);
+  const resolveCredential = createCredentialResolver([bearerTokenStrategy(deps), apiKeyStrategy(deps)], realm);
   const specs = apiRouteSpecs(deps);
   mountRoutes(router, specs, { resolveCredential, realm });
   const document = buildOpenApiDocument(specs, { version: '0.1.0', serverUrl: deps.config.publicUrl });

@@ -1,0 +1,58 @@
+import type { Context } from 'koa';
+import type { Deps } from '../deps.ts';
+import { invalidToken, type CredentialStrategy } from './credentials.ts';
+import type { Principal } from './principal.ts';
+
+export const API_KEY_HEADER = 'x-api-key';
+export const API_KEY_QUERY = 'api_key';
+/** RFC 7234 §5.5 warn-code 299 ("miscellaneous persistent warning"). */
+export const QUERY_KEY_WARNING = '299 - "api_key in the query string is deprecated; use the X-API-Key header"';
+
+/** The query parameter exactly once, or undefined; a repeated one is refused as ambiguous. */
+function queryKey(ctx: Context, realm: string): string | undefined {
+  const value = ctx.query[API_KEY_QUERY];
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) throw invalidToken(realm, 'Present exactly one credential');
+  return value;
+}
+
+/**
+ * API keys as a credential: `X-API-Key: <key>`, or `?api_key=<key>` when the runtime
+ * policy allows it. The query form answers with a `Warning` header; it is never logged
+ * (the request log strips it, see `safePath`). Both forms at once are refused.
+ */
+export function apiKeyStrategy(deps: Pick<Deps, 'apiKeys' | 'settings' | 'logger' | 'config'>): CredentialStrategy {
+  const realm = deps.config.publicUrl;
+  return {
+    name: 'api_key',
+    extract(ctx) {
+      const header = ctx.get(API_KEY_HEADER) || undefined;
+      const query = queryKey(ctx, realm);
+      if (query === undefined) return header?.trim();
+      if (!deps.settings.current().apiKeys.allowQueryParam) {
+        throw invalidToken(realm, 'API keys in the query string are disabled; use the X-API-Key header');
+      }
+      if (header !== undefined) throw invalidToken(realm, 'Present exactly one credential');
+      ctx.set('Warning', QUERY_KEY_WARNING);
+      return query.trim();
+    },
+    async resolve(key, ctx): Promise<Principal | null> {
+      const result = await deps.apiKeys.authenticate(key, {
+        ip: ctx.ip,
+        requestId: ctx.state.requestId,
+        clientVersion: ctx.get('x-client-version') || undefined,
+      });
+      if (!result.ok) {
+        deps.logger.debug({ request_id: ctx.state.requestId, reason: result.reason }, 'api key refused');
+        return null;
+      }
+      return {
+        type: 'api_key',
+        subject: result.ownerId,
+        scopes: result.scopes,
+        credentialId: result.keyId,
+        expiresAt: Math.floor(result.expiresAt / 1000),
+      };
+    },
+  };
+}

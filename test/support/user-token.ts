@@ -1,0 +1,48 @@
+import * as oidc from 'openid-client';
+import { signInThroughForms } from './form-login.ts';
+import type { TestServer } from './test-server.ts';
+
+export interface TestUser {
+  id: string;
+  email: string;
+  password: string;
+  scopes: string[];
+}
+
+/** Creates a user straight in the store (the admin API is not what these tests are about). */
+export async function createTestUser(server: TestServer, scopes: string[], name = 'user'): Promise<TestUser> {
+  const email = `${name}-${Math.random().toString(36).slice(2, 10)}@example.test`;
+  const password = 'Test-Password-123!';
+  const user = await server.deps.users.create({ email, password, name, scopes });
+  return { id: user.id, email, password, scopes };
+}
+
+/**
+ * A real user access token: the authorization code flow with the demo client, through
+ * the login and consent forms over HTTP, as openid-client runs it.
+ */
+export async function userAccessToken(server: TestServer, user: { email: string; password: string }, scope: string): Promise<string> {
+  const config = await oidc.discovery(new URL(server.url), server.demoClient.client_id, server.demoClient.client_secret, undefined, {
+    execute: [oidc.allowInsecureRequests],
+  });
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: server.demoClient.redirect_uri,
+    scope,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+  });
+  const callback = await signInThroughForms(url.toString(), server.url, user);
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
+  return tokens.access_token;
+}
+
+/** A client-credentials token of the demo client (a non-user principal). */
+export async function clientAccessToken(server: TestServer, scope: string): Promise<string> {
+  const config = await oidc.discovery(new URL(server.url), server.demoClient.client_id, server.demoClient.client_secret, undefined, {
+    execute: [oidc.allowInsecureRequests],
+  });
+  return (await oidc.clientCredentialsGrant(config, { scope })).access_token;
+}
