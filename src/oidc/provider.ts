@@ -7,6 +7,7 @@ import { html } from '../../views/html.ts';
 import { renderMessage } from '../../views/message.ts';
 import { createFindAccount } from './find-account.ts';
 import { jwtTokenEndpointsMiddleware } from './jwt-token-endpoints.ts';
+import { apiResourceServerInfo } from './resource-server.ts';
 
 export const oauthRoutes = {
   authorization: '/oauth/authorize',
@@ -35,7 +36,6 @@ export function buildProvider(deps: Deps): Provider {
   const { config, store, clients, keyRing, secrets, scopeCatalog, clock } = deps;
   const audience = apiAudienceOf(config);
   const allScopes = Object.keys(scopeCatalog);
-  const resourceScope = allScopes.filter((s) => s !== 'offline_access').join(' ');
 
   const configuration: Configuration = {
     adapter: createAdapterFactory({ store, clients, clock, secrets }),
@@ -104,13 +104,7 @@ export function buildProvider(deps: Deps): Provider {
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resource) => {
           if (resource !== audience) throw new oidcErrors.InvalidTarget();
-          return {
-            scope: resourceScope,
-            audience,
-            accessTokenTTL: config.accessTokenTtl,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg: config.accessTokenAlg } },
-          };
+          return apiResourceServerInfo(config, scopeCatalog, config.accessTokenTtl);
         },
       },
     },
