@@ -11,7 +11,7 @@ import { loadScopeCatalog, type ScopeCatalog } from './domain/scopes.ts';
 import { createKeyRing, type KeyRing } from './oidc/key-ring.ts';
 import { createAccessTokenService, type AccessTokenService } from './oidc/access-tokens.ts';
 import { createAuditLog, type AuditLog } from './domain/audit.ts';
-import { createRuntimeSettings, type RuntimeSettings } from './domain/runtime-settings.ts';
+import { createRuntimeSettings, type RuntimeSettings, type RuntimePolicy } from './domain/runtime-settings.ts';
 import { createApiKeyService, type ApiKeyService } from './domain/api-keys.ts';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
@@ -70,6 +70,12 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   };
 }
 
-/** The longest a token signed by a key can live: how long a rotated-out key must stay published. */
-export const longestTokenLifetimeMs = (config: Config): number =>
-  Math.max(config.accessTokenTtl, config.idTokenTtl, config.serviceAccountTokenTtl) * 1000 + 60_000;
+/**
+ * The longest a token signed by a key can live: how long a rotated-out key must stay
+ * published. With the runtime policy, lifetimes changed at runtime count too.
+ */
+export const longestTokenLifetimeMs = (config: Config, policy?: RuntimePolicy): number =>
+  Math.max(
+    config.accessTokenTtl, config.idTokenTtl, config.serviceAccountTokenTtl,
+    policy?.tokens.accessTokenTtl ?? 0, policy?.tokens.idTokenTtl ?? 0, policy?.tokens.serviceAccountTokenTtl ?? 0,
+  ) * 1000 + 60_000;

@@ -5,6 +5,7 @@ import { bearerTokenStrategy, createCredentialResolver } from '../http/credentia
 import { apiKeyStrategy } from '../http/api-key-strategy.ts';
 import { apiKeyRoutes } from './api-key-routes.ts';
 import { verifyRoutes } from './verify-routes.ts';
+import { adminRoutes } from './admin-routes.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { mountRoutes, type RouteSpec } from './route.ts';
 
@@ -16,6 +17,7 @@ export function apiRouteSpecs(deps: Deps): RouteSpec[] {
   return [
     ...apiKeyRoutes(deps),
     ...verifyRoutes(deps),
+    ...adminRoutes(deps),
   ];
 }
 

@@ -13,6 +13,8 @@ export interface User {
   disabled: boolean;
   /** TOTP state; the secret is sealed (encrypted) with the server secret. */
   mfa?: { enabled: boolean; sealedSecret?: string; recoveryCodeHashes?: string[] };
+  /** Invited, or reset by an admin: the password is unknown to everyone until the user sets it through the link. */
+  passwordSetRequired?: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -38,6 +40,12 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
   async function findById(id: string): Promise<User | null> {
     const raw = await store.get(userKey(id));
     return raw ? (JSON.parse(raw) as User) : null;
+  }
+
+  /** Several users in one store round trip; missing ones are left out. */
+  async function findMany(ids: string[]): Promise<User[]> {
+    const raws = await store.getMany(ids.map(userKey));
+    return raws.filter((raw): raw is string => raw !== null).map((raw) => JSON.parse(raw) as User);
   }
 
   async function findByEmail(email: string): Promise<User | null> {
@@ -101,7 +109,7 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     return (await passwords.verify(user.passwordHash, password)) ? user : null;
   }
 
-  return { findById, findByEmail, create, update, remove, listIds, verifyPassword, save };
+  return { findById, findMany, findByEmail, create, update, remove, listIds, verifyPassword, save };
 }
 
 export type UserRepository = ReturnType<typeof createUserRepository>;

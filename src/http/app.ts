@@ -11,6 +11,7 @@ import { errorHandler } from './koa-errors.ts';
 import { securityHeaders } from './koa-security-headers.ts';
 import { healthRoutes } from './health-routes.ts';
 import { pageRoutes } from './page-routes.ts';
+import { invitePages } from './invite-pages.ts';
 import { interactionErrorPages } from './koa-interaction-errors.ts';
 
 export interface App {
@@ -31,6 +32,7 @@ export function createApp(deps: Deps): App {
   const routers = [
     healthRoutes(deps),
     pageRoutes({ demoCallback: deps.config.demoClient }),
+    invitePages(deps),
     userinfoRoutes(deps),
     apiRoutes(deps).router,
   ];

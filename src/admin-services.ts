@@ -1,0 +1,42 @@
+import type { Deps } from './deps.ts';
+import { createAuditQuery, type AuditQuery } from './domain/audit-query.ts';
+import { createClientAdmin, type ClientAdmin } from './domain/client-admin.ts';
+import { createInvites, type Invites } from './domain/invites.ts';
+import { createPasswordSetup, type PasswordSetup } from './domain/password-setup.ts';
+import { createUserAdmin, type UserAdmin } from './domain/user-admin.ts';
+import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
+import { createClientMetadataValidator } from './oidc/client-validator.ts';
+
+export interface AdminServices {
+  sessions: AccountSessions;
+  invites: Invites;
+  passwordSetup: PasswordSetup;
+  userAdmin: UserAdmin;
+  clientAdmin: ClientAdmin;
+  auditQuery: AuditQuery;
+}
+
+/**
+ * The admin capabilities, built from the shared Deps: used by the /v1/admin routes and by
+ * the command line alike, so both follow the same rules and write the same audit trail.
+ */
+export function createAdminServices(deps: Deps): AdminServices {
+  const { store, secrets, users, passwords, audit, clock, scopeCatalog, config } = deps;
+  const sessions = createAccountSessions({ store });
+  const invites = createInvites({ store, secrets, ttlSeconds: config.inviteTtl });
+  return {
+    sessions,
+    invites,
+    passwordSetup: createPasswordSetup({ users, passwords, invites, audit }),
+    userAdmin: createUserAdmin({
+      users, passwords, invites, sessions, audit, scopeCatalog,
+      revokeApiKeys: (userId, actor, facts) => deps.apiKeys.revokeAllForUser(userId, actor, facts),
+    }),
+    clientAdmin: createClientAdmin({
+      clients: deps.clients, users, audit, clock, scopeCatalog,
+      validateMetadata: createClientMetadataValidator(deps),
+      configuredClientIds: config.clients.map((c) => c.client_id),
+    }),
+    auditQuery: createAuditQuery({ store }),
+  };
+}

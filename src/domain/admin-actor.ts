@@ -1,0 +1,27 @@
+import type { AuditEvent, AuditLog, RequestFacts } from './audit.ts';
+
+/**
+ * Who performs an admin change: the credential's subject and scopes (from the API), or
+ * the command line (`cli`, which talks to the store directly and holds every scope).
+ */
+export interface AdminActor {
+  subject: string;
+  scopes: string[];
+  /** Where the request came from, for the audit trail. */
+  facts?: RequestFacts;
+}
+
+export const CLI_ACTOR_SUBJECT = 'cli';
+
+export const cliActor = (allScopes: string[]): AdminActor => ({ subject: CLI_ACTOR_SUBJECT, scopes: allScopes });
+
+/** Records an admin change (success) with the actor's identity and request facts. */
+export function auditAdminChange(
+  audit: AuditLog,
+  actor: AdminActor,
+  type: string,
+  subject: string | undefined,
+  details?: AuditEvent['details'],
+): Promise<void> {
+  return audit.record({ type, outcome: 'success', actor: actor.subject, subject, ...actor.facts, details });
+}

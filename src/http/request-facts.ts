@@ -1,0 +1,9 @@
+import type { Context } from 'koa';
+import type { RequestFacts } from '../domain/audit.ts';
+
+/** Where a request came from, for the audit trail (IP as Koa sees it, honouring TRUST_PROXY). */
+export const requestFacts = (ctx: Context): RequestFacts => ({
+  ip: ctx.ip || undefined,
+  requestId: typeof ctx.state.requestId === 'string' ? ctx.state.requestId : undefined,
+  clientVersion: ctx.get('x-client-version').slice(0, 64) || undefined,
+});

@@ -1,0 +1,32 @@
+import type Provider from 'oidc-provider';
+import { errors as oidcErrors, type ClientMetadata as ProviderClientMetadata } from 'oidc-provider';
+import type { Deps } from '../deps.ts';
+import type { ClientMetadata } from '../domain/clients.ts';
+import { validationFailed } from '../errors/app-error.ts';
+import { buildProvider } from './provider.ts';
+
+/** Checks client metadata the way the provider will when the client is first used. */
+export type ClientMetadataValidator = (metadata: ClientMetadata) => Promise<void>;
+
+/**
+ * Clients are validated lazily by oidc-provider, on first use; an admin should hear about
+ * a bad one when creating it. This runs the provider's own validation (grant and response
+ * type consistency, auth methods, keys) on a provider built from the same configuration,
+ * so custom grants registered there are accepted too.
+ */
+export function createClientMetadataValidator(deps: Deps): ClientMetadataValidator {
+  let provider: Provider | undefined;
+  return async (metadata) => {
+    provider ??= buildProvider(deps);
+    try {
+      await provider.Client.validate(metadata as ProviderClientMetadata);
+    } catch (err) {
+      if (err instanceof oidcErrors.InvalidClientMetadata || err instanceof oidcErrors.InvalidRedirectUri) {
+        const description = (err as { error_description?: string }).error_description ?? 'invalid client metadata';
+        const field = /^(\w+)/.exec(description)?.[1] ?? 'body';
+        throw validationFailed([{ field, message: description }]);
+      }
+      throw err;
+    }
+  };
+}
