@@ -2,7 +2,7 @@ import type { Clock } from '../clock.ts';
 import { AppError, validationFailed } from '../errors/app-error.ts';
 import { auditAdminChange, type AdminActor } from './admin-actor.ts';
 import type { AuditLog } from './audit.ts';
-import { needsSecret, unknownScopes, type CreateClientInput, type UpdateClientInput } from './client-registration.ts';
+import { metadataProblems, needsSecret, unknownScopes, type CreateClientInput, type UpdateClientInput } from './client-registration.ts';
 import { generateClientSecret, type ClientMetadata, type ClientRepository } from './clients.ts';
 import { randomAlphanumeric } from './ids.ts';
 import { heldScopes, scopesNotGrantable } from './scope-grants.ts';
@@ -75,8 +75,11 @@ export function createClientAdmin(deps: ClientAdminDeps) {
   }
 
   /** Validates with the provider, with a placeholder where the secret will be. */
-  const validate = (metadata: ClientMetadata, hasSecret: boolean) =>
-    validateMetadata({ ...metadata, ...(hasSecret ? { client_secret: 'x'.repeat(64) } : {}) });
+  async function validate(metadata: ClientMetadata, hasSecret: boolean): Promise<void> {
+    const problems = metadataProblems(metadata);
+    if (problems.length) throw validationFailed(problems);
+    await validateMetadata({ ...metadata, ...(hasSecret ? { client_secret: 'x'.repeat(64) } : {}) });
+  }
 
   async function list(query: { cursor?: string; limit: number }): Promise<{ clients: ClientView[]; nextCursor: string | null }> {
     const ids = (await clients.listIds()).filter((id) => !query.cursor || id > query.cursor);

@@ -100,6 +100,17 @@ export const updateClientSchema = z.object({
 export type CreateClientInput = z.output<typeof createClientSchema>;
 export type UpdateClientInput = z.output<typeof updateClientSchema>;
 
+/**
+ * Rules across fields the provider does not enforce: a public client (no authentication)
+ * must not get a grant that stands on client authentication alone.
+ */
+export function metadataProblems(metadata: { grant_types?: string[]; token_endpoint_auth_method?: string }): { field: string; message: string }[] {
+  if (metadata.token_endpoint_auth_method === 'none' && metadata.grant_types?.includes('client_credentials')) {
+    return [{ field: 'grant_types', message: 'client_credentials needs an authenticated client (token_endpoint_auth_method other than none)' }];
+  }
+  return [];
+}
+
 /** Scope names of a client's `scope` that the catalog does not know. */
 export const unknownScopes = (scope: string | undefined, catalog: Readonly<Record<string, string>>): string[] =>
   parseScope(scope).filter((s) => !(s in catalog));
