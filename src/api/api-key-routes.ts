@@ -47,6 +47,7 @@ function toAppError(err: unknown, realm: string): unknown {
   switch (err.kind) {
     case 'scope_not_held': return insufficientScope(realm, err.scope ?? '');
     case 'lifetime_too_long': return validationFailed([{ field: 'expiresIn', message: `must be at most ${formatDuration(err.maxLifetimeMs ?? 0)}` }]);
+    case 'invalid_allowed_ips': return validationFailed([{ field: 'allowedIps', message: 'must be IP addresses or CIDR ranges' }]);
     case 'name_taken': return new AppError('CONFLICT', { message: 'You already have an API key with this name' });
     case 'not_rotatable': return new AppError('CONFLICT', { message: err.message });
     case 'not_found': return new AppError('NOT_FOUND', { message: 'API key not found' });
@@ -117,7 +118,7 @@ export function apiKeyRoutes(deps: Pick<Deps, 'apiKeys' | 'scopeCatalog' | 'conf
           description: body.description,
           scopes: body.scopes,
           lifetimeMs: body.expiresIn,
-          allowedIps: [...new Set(body.allowedIps ?? [])],
+          allowedIps: body.allowedIps ?? [],
           environment: body.environment,
         }, facts(ctx)));
         ctx.status = 201;

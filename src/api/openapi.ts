@@ -12,7 +12,8 @@ const errorBody = z.object({
 const toJsonSchema = (schema: z.ZodType, io: 'input' | 'output') =>
   z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Record<string, unknown>;
 
-const openApiPath = (path: string) => `/v1${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`;
+// Koa `:name` and wildcard `{*name}` parameters become OpenAPI `{name}`.
+const openApiPath = (path: string) => `/v1${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\{\*([A-Za-z0-9_]+)\}/g, '{$1}')}`;
 
 /** The OpenAPI 3.1 document of /v1, built from the very route specs that validate requests. */
 export function buildOpenApiDocument(specs: RouteSpec[], info: { version: string; serverUrl: string }): Record<string, unknown> {

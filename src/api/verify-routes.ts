@@ -1,8 +1,10 @@
+import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Deps } from '../deps.ts';
 import { parseScope } from '../domain/scopes.ts';
 import { validationFailed } from '../errors/app-error.ts';
 import { requireScope } from '../http/credentials.ts';
+import type { Principal } from '../http/principal.ts';
 import { route, type RouteSpec } from './route.ts';
 
 // RFC 6749 §3.3 scope-token characters; space-separated lists, all of them required.
@@ -10,6 +12,8 @@ const SCOPE_LIST = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
 const MAX_SCOPE_LIST = 512;
 
 export const REQUIRED_SCOPE_HEADER = 'x-required-scope';
+/** Under /v1. */
+export const VERIFY_PATH = '/auth/verify';
 
 const scopeList = z.string().max(MAX_SCOPE_LIST).regex(SCOPE_LIST, 'space-separated scope names');
 
@@ -23,35 +27,51 @@ const scopeList = z.string().max(MAX_SCOPE_LIST).regex(SCOPE_LIST, 'space-separa
  */
 export function verifyRoutes(deps: Pick<Deps, 'config'>): RouteSpec[] {
   const realm = deps.config.publicUrl;
+  const query = z.object({ scope: scopeList.optional().describe('scope(s) the credential must hold; also X-Required-Scope') });
+  const responses = {
+    200: {
+      description: 'Valid credential holding the required scope(s); identity in X-Auth-* headers',
+      schema: z.object({ subject: z.string(), type: z.string(), scopes: z.array(z.string()) }),
+    },
+    403: { description: 'Credential lacks a required scope' },
+  };
+  const check = (ctx: Context, principal: Principal, queryScope: string | undefined) => {
+    const header = ctx.get(REQUIRED_SCOPE_HEADER);
+    if (header && !scopeList.safeParse(header).success) {
+      throw validationFailed([{ field: 'X-Required-Scope', message: 'space-separated scope names' }]);
+    }
+    for (const scope of [...parseScope(queryScope), ...parseScope(header)]) requireScope(principal, scope, realm);
+    ctx.set('X-Auth-Subject', principal.subject);
+    ctx.set('X-Auth-Scopes', principal.scopes.join(' '));
+    ctx.set('X-Auth-Type', principal.type);
+    ctx.set('X-Auth-Credential-Id', principal.credentialId);
+    if (principal.clientId) ctx.set('X-Auth-Client-Id', principal.clientId);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { subject: principal.subject, type: principal.type, scopes: principal.scopes };
+  };
   return [
     route({
       method: 'get',
-      path: '/auth/verify',
+      path: VERIFY_PATH,
       summary: 'Forward-auth check: 200 with X-Auth-Subject, X-Auth-Scopes, X-Auth-Type, or 401/403',
       tag: 'Verify',
       auth: 'required',
-      query: z.object({ scope: scopeList.optional().describe('scope(s) the credential must hold; also X-Required-Scope') }),
-      responses: {
-        200: {
-          description: 'Valid credential holding the required scope(s); identity in X-Auth-* headers',
-          schema: z.object({ subject: z.string(), type: z.string(), scopes: z.array(z.string()) }),
-        },
-        403: { description: 'Credential lacks a required scope' },
-      },
-      handler(ctx, { query, principal }) {
-        const header = ctx.get(REQUIRED_SCOPE_HEADER);
-        if (header && !scopeList.safeParse(header).success) {
-          throw validationFailed([{ field: 'X-Required-Scope', message: 'space-separated scope names' }]);
-        }
-        for (const scope of [...parseScope(query.scope), ...parseScope(header)]) requireScope(principal, scope, realm);
-        ctx.set('X-Auth-Subject', principal.subject);
-        ctx.set('X-Auth-Scopes', principal.scopes.join(' '));
-        ctx.set('X-Auth-Type', principal.type);
-        ctx.set('X-Auth-Credential-Id', principal.credentialId);
-        if (principal.clientId) ctx.set('X-Auth-Client-Id', principal.clientId);
-        ctx.set('Cache-Control', 'no-store');
-        ctx.body = { subject: principal.subject, type: principal.type, scopes: principal.scopes };
-      },
+      query,
+      responses,
+      handler: (ctx, { query, principal }) => check(ctx, principal, query.scope),
+    }),
+    // Envoy's ext_authz HTTP service appends the original path (and query) to its
+    // path_prefix: /v1/auth/verify/<original path>?<original query>. That query is the
+    // client's (it may carry api_key), so only X-Required-Scope names a required scope.
+    route({
+      method: 'get',
+      path: `${VERIFY_PATH}/{*path}`,
+      summary: 'The same check, with the original request path appended (Envoy ext_authz path_prefix)',
+      tag: 'Verify',
+      auth: 'required',
+      params: z.object({ path: z.string().describe('the original request path, ignored') }),
+      responses,
+      handler: (ctx, { principal }) => check(ctx, principal, undefined),
     }),
   ];
 }

@@ -4,7 +4,7 @@ import type { Store } from '../store/store.ts';
 import type { AuditLog, RequestFacts } from './audit.ts';
 import { displayPrefix, generateApiKey, parseApiKey } from './api-key-format.ts';
 import { newId } from './ids.ts';
-import { canonicalIp, ipAllowed } from './ip-allow-list.ts';
+import { canonicalIp, ipAllowed, MAX_ALLOW_LIST_ENTRIES, normaliseAllowListEntry } from './ip-allow-list.ts';
 import type { ServerSecrets } from './secrets.ts';
 import type { UserRepository } from './users.ts';
 
@@ -64,7 +64,7 @@ export type ApiKeyAuthResult =
   | { ok: true; keyId: string; ownerId: string; scopes: string[]; expiresAt: number }
   | { ok: false; reason: ApiKeyFailure };
 
-export type ApiKeyErrorKind = 'name_taken' | 'scope_not_held' | 'lifetime_too_long' | 'not_found' | 'not_rotatable' | 'owner_invalid';
+export type ApiKeyErrorKind = 'name_taken' | 'scope_not_held' | 'lifetime_too_long' | 'invalid_allowed_ips' | 'not_found' | 'not_rotatable' | 'owner_invalid';
 
 /** A rule of the API-key domain was broken; the routes decide what the client sees. */
 export class ApiKeyError extends Error {
@@ -208,6 +208,13 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
     await store.setAdd(ownerKeysKey(record.ownerId), [record.id], ttlMs);
   }
 
+  /** Entries as CIDRs, deduplicated; the routes validate too, this keeps the rule in one place. */
+  function allowList(entries: string[]): string[] {
+    const cidrs = entries.map((entry) => normaliseAllowListEntry(entry));
+    if (cidrs.length > MAX_ALLOW_LIST_ENTRIES || cidrs.some((c) => !c.ok)) throw new ApiKeyError('invalid_allowed_ips');
+    return [...new Set(cidrs.map((c) => (c as { cidr: string }).cidr))];
+  }
+
   function checkLifetime(lifetimeMs: number): void {
     const { maxLifetimeMs } = deps.policy();
     if (lifetimeMs > maxLifetimeMs) throw new ApiKeyError('lifetime_too_long', { maxLifetimeMs });
@@ -244,7 +251,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       name: input.name.trim(),
       description: input.description?.trim() ?? '',
       scopes,
-      allowedIps: input.allowedIps,
+      allowedIps: allowList(input.allowedIps),
       environment: env,
       lifetimeMs,
     }, key);

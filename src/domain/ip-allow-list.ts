@@ -45,7 +45,14 @@ function networkOf(address: Address, bits: number): Address {
   return ipaddr.fromByteArray(bytes);
 }
 
-const parseRange = (cidr: string): Range => ipaddr.parseCIDR(cidr) as Range;
+/** A stored range; one that does not parse matches nothing (a bad entry never opens the list). */
+function parseRange(cidr: string): Range | null {
+  try {
+    return ipaddr.parseCIDR(cidr) as Range;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Whether a client address falls in one of the (normalised) ranges. An empty list
@@ -57,8 +64,8 @@ export function ipAllowed(cidrs: readonly string[], clientIp: string | undefined
   if (!clientIp || !ipaddr.isValid(clientIp)) return false;
   const address = ipaddr.process(clientIp);
   return cidrs.some((cidr) => {
-    const [network, bits] = parseRange(cidr);
-    return network.kind() === address.kind() && address.match(network, bits);
+    const range = parseRange(cidr);
+    return range !== null && range[0].kind() === address.kind() && address.match(range[0], range[1]);
   });
 }
 

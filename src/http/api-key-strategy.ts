@@ -8,12 +8,31 @@ export const API_KEY_QUERY = 'api_key';
 /** RFC 7234 §5.5 warn-code 299 ("miscellaneous persistent warning"). */
 export const QUERY_KEY_WARNING = '299 - "api_key in the query string is deprecated; use the X-API-Key header"';
 
-/** The query parameter exactly once, or undefined; a repeated one is refused as ambiguous. */
+/**
+ * Forward-auth checks see the client's request only through the gateway: nginx
+ * `auth_request` passes it as `X-Original-URI` (by convention, see the README), Traefik
+ * ForwardAuth as `X-Forwarded-Uri`; the subrequest itself has no query string. On the
+ * verify endpoint, `?api_key=` is looked for there too.
+ */
+export const FORWARDED_URI_HEADERS = ['x-original-uri', 'x-forwarded-uri'] as const;
+const FORWARD_AUTH_PATH = /^\/v1\/auth\/verify(\/|$)/;
+
+function single(values: string[], realm: string): string | undefined {
+  if (values.length > 1) throw invalidToken(realm, 'Present exactly one credential');
+  return values[0];
+}
+
+/** `?api_key=` exactly once (own query, or on the verify endpoint the forwarded one), or undefined. */
 function queryKey(ctx: Context, realm: string): string | undefined {
-  const value = ctx.query[API_KEY_QUERY];
-  if (value === undefined) return undefined;
-  if (Array.isArray(value)) throw invalidToken(realm, 'Present exactly one credential');
-  return value;
+  const own = ctx.query[API_KEY_QUERY];
+  if (own !== undefined) return single(Array.isArray(own) ? own : [own], realm);
+  if (!FORWARD_AUTH_PATH.test(ctx.path)) return undefined;
+  for (const name of FORWARDED_URI_HEADERS) {
+    const uri = ctx.get(name);
+    const q = uri.indexOf('?');
+    if (q !== -1) return single(new URLSearchParams(uri.slice(q + 1)).getAll(API_KEY_QUERY), realm);
+  }
+  return undefined;
 }
 
 /**

@@ -272,6 +272,28 @@ describe('API keys as credentials (Redis store)', () => {
       expect(asClient.body).toEqual({ error: 'Insufficient permissions', code: 'INSUFFICIENT_SCOPE', required_scope: 'admin.users', request_id: 'gw-check-1' });
     });
 
+    it('finds ?api_key= where gateways put the original request (nginx, Traefik, Envoy)', async () => {
+      // nginx auth_request (X-Original-URI, by the README's config) and Traefik ForwardAuth (X-Forwarded-Uri).
+      for (const header of ['x-original-uri', 'x-forwarded-uri']) {
+        const reply = await get(`${server.url}/v1/auth/verify`, { [header]: `/v1/cmdb/servers?page=2&api_key=${key}`, 'x-required-scope': 'cmdb.read' });
+        expect(reply.status, header).toBe(200);
+        expect(reply.headers.get('x-auth-subject')).toBe(user.id);
+        expectRefused(await get(`${server.url}/v1/auth/verify`, { [header]: '/v1/cmdb/servers?api_key=nsa_live_forged' }));
+        expectRefused(await get(`${server.url}/v1/auth/verify`, { [header]: `/x?api_key=${key}`, 'x-api-key': key }), 'Present exactly one credential');
+      }
+      // Only the verify endpoint looks there.
+      const elsewhere = await get(`${server.url}/v1/auth/api-keys`, { 'x-original-uri': `/v1/cmdb/servers?api_key=${key}` });
+      expectRefused(elsewhere, 'Authentication required');
+
+      // Envoy ext_authz appends the original path and query to its path_prefix.
+      const envoy = await get(`${server.url}/v1/auth/verify/v1/cmdb/servers?api_key=${key}`, { 'x-required-scope': 'reports.read' });
+      expect(envoy.status).toBe(200);
+      expect(envoy.headers.get('x-auth-type')).toBe('api_key');
+      // The original query belongs to the client: its ?scope= is not a requirement.
+      expect((await get(`${server.url}/v1/auth/verify/v1/cmdb/servers?scope=admin.users`, { 'x-api-key': key })).status).toBe(200);
+      expect((await get(`${server.url}/v1/auth/verify/v1/cmdb/servers`, { 'x-api-key': key, 'x-required-scope': 'admin.users' })).status).toBe(403);
+    });
+
     it('answers 401 without a usable credential and 400 for a malformed scope', async () => {
       expectRefused(await get(`${server.url}/v1/auth/verify`), 'Authentication required');
       expectRefused(await get(`${server.url}/v1/auth/verify`, { authorization: 'Bearer not.a.jwt' }));

@@ -303,6 +303,11 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
       expect(reply.body!.code).toBe('VALIDATION_FAILED');
       expect(reply.body!.details.map((d: { field: string }) => d.field), JSON.stringify(body)).toContain(field);
     }
+    // The domain keeps the rule too, for callers other than this route.
+    await expect(server.deps.apiKeys.create({ ownerId: alice.id, grantableScopes: alice.scopes, name: 'Direct', scopes: ['cmdb.read'], allowedIps: ['10.0.0.1', 'nope'] }))
+      .rejects.toMatchObject({ kind: 'invalid_allowed_ips' });
+    const direct = await server.deps.apiKeys.create({ ownerId: alice.id, grantableScopes: alice.scopes, name: 'Direct', scopes: ['cmdb.read'], allowedIps: ['10.0.0.1', '10.0.0.1/32', '::1'] });
+    expect(direct.view.allowedIps).toEqual(['10.0.0.1/32', '::1/128']);
     const notJson = await fetch(`${server.url}/v1/auth/api-keys`, { method: 'POST', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json' }, body: '{"name":' });
     expect(notJson.status).toBe(400);
     expect((await call('DELETE', '/v1/auth/api-keys/not-a-key-id', { token: aliceToken })).status).toBe(400);

@@ -61,4 +61,9 @@ describe('IP allow-list matching', () => {
     expect(ipAllowed(list, '')).toBe(false);
     expect(ipAllowed(list, 'unknown')).toBe(false);
   });
+
+  it('lets a stored entry that does not parse match nothing, instead of failing the request', () => {
+    expect(ipAllowed(['127.0.0.1', 'garbage'], '127.0.0.1')).toBe(false);
+    expect(ipAllowed(['garbage', '127.0.0.1/32'], '127.0.0.1')).toBe(true);
+  });
 });
