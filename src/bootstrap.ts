@@ -3,6 +3,7 @@ import { generateClientSecret, type ClientMetadata } from './domain/clients.ts';
 import type { ClientConfig } from './config/schema.ts';
 import type { Deps } from './deps.ts';
 import { apiScopesOf } from './domain/scopes.ts';
+import { registerFirstPartyClient } from './oidc/first-party-tokens.ts';
 
 export const DEMO_CLIENT_ID = 'demo-app';
 const ADMIN_MARKER = 'bootstrap:admin';
@@ -29,6 +30,7 @@ export async function bootstrap(deps: Deps): Promise<BootstrapReport> {
   }
 
   for (const client of config.clients) await registerConfiguredClient(deps, client);
+  await registerFirstPartyClient(deps);
 
   if (config.demoClient) {
     const redirectUri = `${config.publicUrl}/demo/callback`;

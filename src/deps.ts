@@ -13,6 +13,11 @@ import { createAccessTokenService, type AccessTokenService } from './oidc/access
 import { createAuditLog, type AuditLog } from './domain/audit.ts';
 import { createRuntimeSettings, type RuntimeSettings, type RuntimePolicy } from './domain/runtime-settings.ts';
 import { createApiKeyService, type ApiKeyService } from './domain/api-keys.ts';
+import { createLockout, type Lockout } from './domain/lockout.ts';
+import { createTotp } from './domain/totp.ts';
+import { createRecoveryCodes } from './domain/recovery-codes.ts';
+import { createMfaService, type MfaService } from './domain/mfa.ts';
+import { createLoginService, type LoginService } from './domain/login.ts';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
 export interface Deps {
@@ -33,6 +38,12 @@ export interface Deps {
   settings: RuntimeSettings;
   /** API keys: issue, list, rotate, revoke (`revokeAllForUser` too), authenticate. */
   apiKeys: ApiKeyService;
+  /** Failed-login counting, growing delays and locks, per account and per IP (API and pages alike). */
+  lockout: Lockout;
+  /** TOTP enrolment and second-factor checks (secrets sealed, recovery codes argon2id). */
+  mfa: MfaService;
+  /** Password (+ second factor) sign-in shared by /v1/auth/login and the sign-in pages. */
+  login: LoginService;
 }
 
 export async function buildDeps(base: { config: Config; clock: Clock; logger: Logger; store: Store }): Promise<Deps> {
@@ -47,6 +58,12 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   await settings.refresh();
   const users = createUserRepository({ store, clock, passwords });
   const audit = createAuditLog({ store, clock, logger, maxEntries: config.auditMaxEntries });
+  const lockout = createLockout({ store, clock, secrets, audit, policy: () => settings.current().lockout });
+  const mfa = createMfaService({
+    store, users, secrets, audit,
+    totp: createTotp({ store, clock }),
+    recoveryCodes: createRecoveryCodes({ store, passwords }),
+  });
   return {
     ...base,
     secrets,
@@ -67,6 +84,9 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
         return { maxLifetimeMs: maxLifetimeDays * 86_400_000, rotationGraceMs: rotationGraceSeconds * 1000 };
       },
     }),
+    lockout,
+    mfa,
+    login: createLoginService({ users, lockout, mfa, audit }),
   };
 }
 

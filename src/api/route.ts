@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { AppError, validationFailed } from '../errors/app-error.ts';
 import type { CredentialResolver } from '../http/credentials.ts';
@@ -70,11 +70,13 @@ export interface MountOptions {
 /** Adds routes to a router: content type, credential, scope, validation, then the handler. */
 export function mountRoutes(router: Router, specs: RouteSpec[], options: MountOptions): void {
   const body = parseBody();
+  // A route without a body schema never reads the body (GET /v1/auth/verify stays cheap).
+  const noBody: Middleware = (_ctx, next) => next();
   for (const spec of specs) {
     router[spec.method](spec.path, async (ctx, next) => {
       checkContentType(ctx, spec);
       await next();
-    }, body, async (ctx) => {
+    }, spec.body ? body : noBody, async (ctx) => {
       let principal: Principal | undefined;
       if (spec.auth === 'required') {
         principal = await options.resolveCredential(ctx);

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
 import { bearerTokenStrategy, createCredentialResolver } from '../http/credentials.ts';
@@ -8,24 +9,29 @@ import { verifyRoutes } from './verify-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { mountRoutes, type RouteSpec } from './route.ts';
+import { authRoutes } from './auth-routes.ts';
+import { mfaRoutes } from './mfa-routes.ts';
+import { createFirstPartyTokens } from '../oidc/first-party-tokens.ts';
 
 /**
  * The first-party /v1 API. Each capability contributes a list of route specs here;
  * they are mounted with the shared credential resolver and described in /v1/openapi.json.
  */
-export function apiRouteSpecs(deps: Deps): RouteSpec[] {
+export function apiRouteSpecs(deps: Deps, provider: () => Provider): RouteSpec[] {
   return [
+    ...authRoutes(deps, createFirstPartyTokens(deps, provider)),
+    ...mfaRoutes(deps),
     ...apiKeyRoutes(deps),
     ...verifyRoutes(deps),
     ...adminRoutes(deps),
   ];
 }
 
-export function apiRoutes(deps: Deps): { router: Router; specs: RouteSpec[] } {
+export function apiRoutes(deps: Deps, provider: () => Provider): { router: Router; specs: RouteSpec[] } {
   const router = new Router({ prefix: '/v1' });
   const realm = deps.config.publicUrl;
   const resolveCredential = createCredentialResolver([bearerTokenStrategy(deps), apiKeyStrategy(deps)], realm);
-  const specs = apiRouteSpecs(deps);
+  const specs = apiRouteSpecs(deps, provider);
   mountRoutes(router, specs, { resolveCredential, realm });
   const document = buildOpenApiDocument(specs, { version: '0.1.0', serverUrl: deps.config.publicUrl });
   router.get('/openapi.json', (ctx) => {

@@ -62,6 +62,8 @@ export const settings = {
   lockoutIpMaxFailures: { env: 'LOCKOUT_IP_MAX_FAILURES', schema: z.coerce.number().int().positive().default(50), doc: 'failed logins from one IP within the window before it is locked out; runtime setting lockout.ipMaxFailures' },
   lockoutWindowSeconds: { env: 'LOCKOUT_WINDOW_SECONDS', schema: seconds(900), doc: 'window in which failed logins are counted, seconds; runtime setting lockout.windowSeconds' },
   lockoutSeconds: { env: 'LOCKOUT_SECONDS', schema: seconds(900), doc: 'how long a lock lasts, seconds; runtime setting lockout.lockSeconds' },
+  lockoutDelayAfter: { env: 'LOCKOUT_DELAY_AFTER', schema: z.coerce.number().int().min(0).default(2), doc: 'failed logins of one account within the window answered without delay; runtime setting lockout.delayAfter' },
+  lockoutDelaySeconds: { env: 'LOCKOUT_DELAY_SECONDS', schema: z.coerce.number().int().min(0).default(1), doc: 'wait imposed after the first delayed failure, seconds, doubling with each further failure until the lock (0: no delays); runtime setting lockout.delaySeconds' },
   apiKeyMaxLifetimeDays: { env: 'API_KEY_MAX_LIFETIME_DAYS', schema: z.coerce.number().int().positive().default(90), doc: 'longest lifetime of a new API key, days; runtime setting apiKeys.maxLifetimeDays' },
   apiKeyRotationGraceSeconds: { env: 'API_KEY_ROTATION_GRACE_SECONDS', schema: z.coerce.number().int().min(0).default(86400), doc: 'how long a rotated API key keeps working, seconds; runtime setting apiKeys.rotationGraceSeconds' },
   apiKeyQueryParam: { env: 'API_KEY_QUERY_PARAM', schema: bool(true), doc: 'accept ?api_key= (not recommended); runtime setting apiKeys.allowQueryParam' },

@@ -44,6 +44,10 @@ export const runtimePolicySchema = z.object({
     ipMaxFailures: z.number().int().min(1).max(100_000),
     windowSeconds: z.number().int().min(1).max(DAY),
     lockSeconds: z.number().int().min(1).max(DAY),
+    /** Failures of one account within the window answered without delay. */
+    delayAfter: z.number().int().min(0).max(1000),
+    /** Wait after the first delayed failure, doubling with each further one until the lock; 0: none. */
+    delaySeconds: z.number().int().min(0).max(DAY),
   }).strict(),
   apiKeys: z.object({
     maxLifetimeDays: z.number().int().min(1).max(3650),
@@ -101,6 +105,8 @@ export function defaultPolicy(config: Config): RuntimePolicy {
       ipMaxFailures: config.lockoutIpMaxFailures,
       windowSeconds: config.lockoutWindowSeconds,
       lockSeconds: config.lockoutSeconds,
+      delayAfter: config.lockoutDelayAfter,
+      delaySeconds: config.lockoutDelaySeconds,
     },
     apiKeys: {
       maxLifetimeDays: config.apiKeyMaxLifetimeDays,

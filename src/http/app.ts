@@ -3,6 +3,7 @@ import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
 import { createProviderHolder, type ProviderHolder } from '../oidc/provider-holder.ts';
 import { interactionRoutes } from '../interactions/routes.ts';
+import { enrolRoutes } from '../interactions/enrol-routes.ts';
 import { userinfoRoutes } from '../oidc/userinfo.ts';
 import { apiRoutes } from '../api/routes.ts';
 import { requestId } from './koa-request-id.ts';
@@ -34,7 +35,8 @@ export function createApp(deps: Deps): App {
     pageRoutes({ demoCallback: deps.config.demoClient }),
     invitePages(deps),
     userinfoRoutes(deps),
-    apiRoutes(deps).router,
+    apiRoutes(deps, providers.current).router,
+    enrolRoutes(deps),
   ];
 
   koa.use(requestId());

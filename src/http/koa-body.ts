@@ -8,6 +8,8 @@ export const BODY_LIMIT = '64kb';
 export function parseBody(): Middleware {
   return bodyParser({
     enableTypes: ['json', 'form'],
+    // DELETE too: removing TOTP carries the confirming code in its body.
+    parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'],
     jsonLimit: BODY_LIMIT,
     formLimit: BODY_LIMIT,
     encoding: 'utf-8',

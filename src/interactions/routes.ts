@@ -8,9 +8,14 @@ import { isSubset, oidcScopes } from '../domain/scopes.ts';
 import { renderLogin } from '../../views/login.ts';
 import { renderConsent } from '../../views/consent.ts';
 import { renderMessage } from '../../views/message.ts';
+import { renderMfaPrompt } from '../../views/mfa.ts';
+import { requestFacts } from '../http/request-facts.ts';
 import { createCsrf } from './csrf.ts';
+import { createPendingMfa } from './pending-mfa.ts';
+import { unlessLocked } from './locked-page.ts';
 
 const GENERIC_LOGIN_ERROR = 'Invalid email or password.';
+const WRONG_CODE_ERROR = 'That code is not valid. Try again.';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -21,10 +26,12 @@ type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 export function interactionRoutes(deps: Deps, provider: () => Provider): Router {
   const { users, scopeCatalog } = deps;
   const csrf = createCsrf(deps.secrets.macKey('csrf'));
+  const pendingMfa = createPendingMfa(deps);
   const router = new Router({ prefix: '/interaction' });
   const paths = (uid: string) => ({
     login: `/interaction/${uid}/login`,
     confirm: `/interaction/${uid}/confirm`,
+    mfa: `/interaction/${uid}/mfa`,
     abort: `/interaction/${uid}/abort`,
   });
 
@@ -81,8 +88,23 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
     throw new AppError('FORBIDDEN');
   }
 
+  async function renderMfa(ctx: Context, interaction: Details, error?: string) {
+    const { uid, params } = interaction;
+    ctx.type = 'html';
+    ctx.body = renderMfaPrompt({
+      action: paths(uid).mfa,
+      abortAction: paths(uid).abort,
+      csrfToken: csrf.tokenFor(uid),
+      clientName: await clientNameOf(String(params.client_id)),
+      error,
+    });
+  }
+
   router.get('/:uid', async (ctx) => {
-    await renderPrompt(ctx, await details(ctx));
+    const interaction = await details(ctx);
+    // Back on the page after a right password: the code step is still waiting.
+    if (interaction.prompt.name === 'login' && (await pendingMfa.userOf(interaction.uid))) return renderMfa(ctx, interaction);
+    await renderPrompt(ctx, interaction);
   });
 
   router.post('/:uid/login', parseBody(), async (ctx) => {
@@ -92,13 +114,54 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
     const body = (ctx.request.body ?? {}) as Record<string, unknown>;
     const email = typeof body.email === 'string' ? body.email.slice(0, 320) : '';
     const password = typeof body.password === 'string' ? body.password.slice(0, 1024) : '';
-    const user = email && password ? await users.verifyPassword(email, password) : null;
-    if (!user || user.disabled) {
+    if (!email || !password) {
       ctx.status = 401;
       await renderPrompt(ctx, interaction, GENERIC_LOGIN_ERROR, email);
       return;
     }
-    await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
+    // The same checks, lockout and audit as POST /v1/auth/login.
+    const checked = await unlessLocked(ctx,
+      () => deps.login.checkPassword(email, password, requestFacts(ctx), 'page'),
+      (message) => renderPrompt(ctx, interaction, message, email));
+    if (!checked) return;
+    if (!checked.ok) {
+      ctx.status = 401;
+      await renderPrompt(ctx, interaction, GENERIC_LOGIN_ERROR, email);
+      return;
+    }
+    if (checked.mfaRequired) {
+      await pendingMfa.start(interaction.uid, checked.user.id);
+      await renderMfa(ctx, interaction);
+      return;
+    }
+    await finish(ctx, { login: { accountId: checked.user.id, amr: ['pwd'] } }, false);
+  });
+
+  router.post('/:uid/mfa', parseBody(), async (ctx) => {
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'login') throw new AppError('FORBIDDEN');
+    if (!requireCsrf(ctx, interaction.uid)) return;
+    const userId = await pendingMfa.userOf(interaction.uid);
+    const user = userId ? await users.findById(userId) : null;
+    if (!user || user.disabled) {
+      // No password step (or it expired): start again from the password.
+      ctx.status = 401;
+      await renderPrompt(ctx, interaction, 'Sign in again to continue.');
+      return;
+    }
+    const body = (ctx.request.body ?? {}) as Record<string, unknown>;
+    const code = typeof body.code === 'string' ? body.code.slice(0, 64) : '';
+    const amr = await unlessLocked(ctx,
+      () => deps.login.checkSecondFactor(user, code, requestFacts(ctx), 'page'),
+      (message) => renderMfa(ctx, interaction, message));
+    if (amr === undefined) return;
+    if (!amr) {
+      ctx.status = 401;
+      await renderMfa(ctx, interaction, WRONG_CODE_ERROR);
+      return;
+    }
+    await pendingMfa.end(interaction.uid);
+    await finish(ctx, { login: { accountId: user.id, amr } }, false);
   });
 
   router.post('/:uid/confirm', parseBody(), async (ctx) => {

@@ -1,0 +1,117 @@
+import ipaddr from 'ipaddr.js';
+import type { Clock } from '../clock.ts';
+import type { Store } from '../store/store.ts';
+import { AppError } from '../errors/app-error.ts';
+import type { AuditLog, RequestFacts } from './audit.ts';
+import type { RuntimePolicy } from './runtime-settings.ts';
+import type { ServerSecrets } from './secrets.ts';
+import { normaliseEmail } from './users.ts';
+
+export type LockoutPolicy = RuntimePolicy['lockout'];
+
+/** One sign-in attempt, counted against the account before its credentials are checked. */
+export interface LoginAttempt {
+  /** Records a wrong password or code: growing delays, then a lock of the account (and of the IP). */
+  fail(): Promise<void>;
+  /** Clears the account's failure count after a complete sign-in. */
+  succeed(): Promise<void>;
+}
+
+const HASH_PURPOSE = 'lockout';
+
+/**
+ * The client address as lockout counts it: IPv4-mapped IPv6 unwrapped, and IPv6 grouped
+ * by /64, since one host commonly holds a whole /64 (RFC 6177).
+ */
+export function lockoutAddress(ip: string | undefined): string {
+  if (!ip || !ipaddr.isValid(ip)) return 'unknown';
+  const address = ipaddr.process(ip);
+  if (address.kind() === 'ipv4') return address.toString();
+  const parts = (address as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16));
+  return `${parts.join(':')}::/64`;
+}
+
+/**
+ * Brute-force protection shared by the API and the sign-in pages. Failures are counted per
+ * account (by email, so unknown emails behave exactly like real ones) and per client IP,
+ * in the store so that every instance sees the same counts. After `delayAfter` failures
+ * each further one imposes a doubling wait; `maxFailures` locks the account for
+ * `lockSeconds`, and `ipMaxFailures` locks the IP. A lock holds whatever IP the next
+ * attempt comes from. Lock ends are compared with the injected clock.
+ */
+export function createLockout(deps: { store: Store; clock: Clock; secrets: ServerSecrets; audit: AuditLog; policy: () => LockoutPolicy }) {
+  const { store, clock, secrets, audit, policy } = deps;
+  const accountKey = (email: string) => `lockout:acct:${secrets.keyedHash(HASH_PURPOSE, normaliseEmail(email))}`;
+  const ipKey = (ip: string | undefined) => `lockout:ip:${lockoutAddress(ip)}`;
+
+  /** Milliseconds until the block on `key` ends (0: not blocked). */
+  async function blockedFor(key: string): Promise<number> {
+    const until = Number(await store.get(`${key}:until`));
+    return Number.isFinite(until) ? Math.max(0, until - clock.now()) : 0;
+  }
+
+  async function block(key: string, ms: number): Promise<void> {
+    await store.set(`${key}:until`, String(clock.now() + ms), { ttlMs: ms });
+  }
+
+  const locked = (ms: number) =>
+    new AppError('ACCOUNT_LOCKED', { headers: { 'Retry-After': String(Math.max(1, Math.ceil(ms / 1000))) } });
+
+  async function lockAccount(key: string, email: string, facts: RequestFacts, actor: string): Promise<void> {
+    const { lockSeconds } = policy();
+    await block(key, lockSeconds * 1000);
+    // The lock is the penalty: counting starts afresh once it ends.
+    await store.del([`${key}:count`]);
+    await audit.record({
+      type: 'account.locked', outcome: 'failure', actor, ...facts,
+      details: { scope: 'account', email: normaliseEmail(email), seconds: lockSeconds },
+    });
+  }
+
+  /**
+   * Opens an attempt for `email` from `facts.ip`, or throws 429 ACCOUNT_LOCKED (with
+   * Retry-After) while the account or the IP is blocked. The attempt is counted before
+   * the credentials are checked, so parallel guesses cannot slip in under the limit.
+   */
+  async function begin(email: string, facts: RequestFacts, actor = 'anonymous'): Promise<LoginAttempt> {
+    const account = accountKey(email);
+    const ip = ipKey(facts.ip);
+    const wait = Math.max(await blockedFor(account), await blockedFor(ip));
+    if (wait > 0) throw locked(wait);
+
+    const current = policy();
+    const { count } = await store.increment(`${account}:count`, current.windowSeconds * 1000);
+    if (count > current.maxFailures) {
+      await lockAccount(account, email, facts, actor);
+      throw locked(current.lockSeconds * 1000);
+    }
+
+    return {
+      async fail() {
+        const now = policy();
+        const ipFailures = (await store.increment(`${ip}:count`, now.windowSeconds * 1000)).count;
+        if (count >= now.maxFailures) {
+          await lockAccount(account, email, facts, actor);
+        } else if (count > now.delayAfter && now.delaySeconds > 0) {
+          const delay = Math.min(now.delaySeconds * 2 ** (count - now.delayAfter - 1), now.lockSeconds);
+          await block(account, delay * 1000);
+        }
+        if (ipFailures >= now.ipMaxFailures && (await blockedFor(ip)) === 0) {
+          await block(ip, now.lockSeconds * 1000);
+          await store.del([`${ip}:count`]);
+          await audit.record({
+            type: 'account.locked', outcome: 'failure', actor, ...facts,
+            details: { scope: 'ip', address: lockoutAddress(facts.ip), seconds: now.lockSeconds },
+          });
+        }
+      },
+      async succeed() {
+        await store.del([`${account}:count`, `${account}:until`]);
+      },
+    };
+  }
+
+  return { begin };
+}
+
+export type Lockout = ReturnType<typeof createLockout>;
