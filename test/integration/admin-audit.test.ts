@@ -1,0 +1,219 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { AUDIT_STREAM } from '../../src/domain/audit.ts';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { createTestUser, userAccessToken } from '../support/user-token.ts';
+import { ALL_ADMIN, api, codeFlowTokens } from '../support/admin-client.ts';
+
+interface Event {
+  id: string;
+  time: string;
+  type: string;
+  outcome: string;
+  actor: string;
+  subject?: string;
+  ip?: string;
+  requestId?: string;
+  clientVersion?: string;
+  details?: Record<string, unknown>;
+}
+
+describe('audit trail: admin changes recorded, searched, exported, never a secret (Redis store)', () => {
+  let server: TestServer;
+  let admin: string;
+  let adminId: string;
+  /** Every secret this test handles: none may ever show up in the audit stream. */
+  const secrets: string[] = [];
+  let subjectUser = '';
+  let startedAt = 0;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    startedAt = server.clock.now();
+    adminId = (await server.deps.users.findByEmail(server.admin.email))!.id;
+    const { tokens } = await codeFlowTokens(server, server.admin, ALL_ADMIN);
+    admin = tokens.access_token;
+    secrets.push(server.admin.password, server.demoClient.client_secret, admin, tokens.refresh_token!);
+
+    // A little of everything that writes to the audit trail.
+    const headers = { 'x-request-id': 'req_audit_test_1', 'x-client-version': '9.8.7' };
+    const created = await api(server, 'POST', '/v1/admin/users', { token: admin, headers, body: { email: 'audited@example.test', password: 'Audited-Pass-123', scopes: ['cmdb.read'] } });
+    subjectUser = created.body.id;
+    secrets.push('Audited-Pass-123');
+    const invited = await api(server, 'POST', '/v1/admin/users', { token: admin, body: { email: 'invitee@example.test', scopes: [], invite: true } });
+    const inviteToken = new URL(invited.body.inviteUrl).searchParams.get('token')!;
+    secrets.push(inviteToken);
+    await api(server, 'POST', '/v1/auth/invite/accept', { body: { token: 'inv_' + 'x'.repeat(43), password: 'Wrong-Link-12345' } });
+    await api(server, 'POST', '/v1/auth/invite/accept', { body: { token: inviteToken, password: 'Invitee-Pass-123' } });
+    secrets.push('Wrong-Link-12345', 'Invitee-Pass-123');
+    await api(server, 'PATCH', `/v1/admin/users/${subjectUser}`, { token: admin, body: { name: 'Audited', scopes: ['cmdb.read', 'reports.read'] } });
+    await api(server, 'POST', `/v1/admin/users/${subjectUser}/reset-password`, { token: admin, body: { password: 'Reset-Audited-123' } });
+    const link = await api(server, 'POST', `/v1/admin/users/${subjectUser}/reset-password`, { token: admin });
+    secrets.push('Reset-Audited-123', new URL(link.body.resetUrl).searchParams.get('token')!);
+    await api(server, 'POST', '/v1/auth/invite/accept', { body: { token: new URL(link.body.resetUrl).searchParams.get('token')!, password: 'Final-Audited-123' } });
+    secrets.push('Final-Audited-123');
+    await api(server, 'POST', `/v1/admin/users/${subjectUser}/reset-mfa`, { token: admin });
+
+    // API keys of a user: created, used, rotated, revoked.
+    const keyOwner = await createTestUser(server, ['cmdb.read']);
+    secrets.push(keyOwner.password);
+    const { tokens: ownerTokens, config } = await codeFlowTokens(server, keyOwner, 'openid offline_access cmdb.read');
+    secrets.push(ownerTokens.access_token, ownerTokens.refresh_token!);
+    const refreshed = await oidc.refreshTokenGrant(config, ownerTokens.refresh_token!);
+    secrets.push(refreshed.access_token, refreshed.refresh_token!);
+    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: refreshed.access_token, body: { name: 'audit-key', scopes: ['cmdb.read'], expiresIn: '7d' } });
+    secrets.push(key.body.apiKey);
+    await api(server, 'GET', '/v1/auth/verify', { apiKey: key.body.apiKey });
+    const rotated = await api(server, 'POST', `/v1/auth/api-keys/${key.body.id}/rotate`, { token: refreshed.access_token });
+    secrets.push(rotated.body.apiKey);
+    await api(server, 'POST', `/v1/admin/users/${keyOwner.id}/revoke-sessions`, { token: admin });
+
+    // Clients, settings, keys.
+    const client = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { client_name: 'audited', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', scope: 'reports.read' } });
+    secrets.push(client.body.client_secret);
+    await api(server, 'PATCH', `/v1/admin/clients/${client.body.client_id}`, { token: admin, body: { client_name: 'audited 2' } });
+    const rotatedSecret = await api(server, 'POST', `/v1/admin/clients/${client.body.client_id}/rotate-secret`, { token: admin });
+    secrets.push(rotatedSecret.body.client_secret);
+    await api(server, 'DELETE', `/v1/admin/clients/${client.body.client_id}`, { token: admin });
+    await api(server, 'PATCH', '/v1/admin/settings', { token: admin, body: { lockout: { maxFailures: 4 } } });
+    await api(server, 'POST', '/v1/admin/signing-keys/rotate', { token: admin });
+    const doomed = await createTestUser(server, []);
+    await api(server, 'DELETE', `/v1/admin/users/${doomed.id}`, { token: admin });
+  });
+  afterAll(() => server?.close());
+
+  const search = async (query: string, token = admin) => {
+    const r = await api(server, 'GET', `/v1/admin/audit${query}`, { token });
+    expect(r.status, r.text).toBe(200);
+    return r.body as { events: Event[]; nextCursor: string | null };
+  };
+
+  it('records every kind of event that happened, with actor, subject, IP, request id and client version', async () => {
+    const { events } = await search('?limit=500');
+    const types = new Set(events.map((e) => e.type));
+    for (const type of [
+      'admin.user.created', 'admin.user.invited', 'admin.user.updated', 'admin.user.password_reset', 'admin.user.mfa_reset',
+      'admin.user.sessions_revoked', 'admin.user.deleted', 'user.password_set',
+      'admin.client.created', 'admin.client.updated', 'admin.client.secret_rotated', 'admin.client.deleted',
+      'admin.settings.updated', 'admin.signing_keys.rotated',
+      'apikey.created', 'apikey.new_ip', 'apikey.rotated', 'apikey.revoked',
+    ]) {
+      expect(types, type).toContain(type);
+    }
+    const created = events.find((e) => e.type === 'admin.user.created' && e.subject === subjectUser)!;
+    expect(created).toMatchObject({ outcome: 'success', actor: adminId, ip: expect.any(String), requestId: 'req_audit_test_1', clientVersion: '9.8.7' });
+    expect(Date.parse(created.time)).toBeGreaterThanOrEqual(startedAt - 1000);
+    const failedLink = events.find((e) => e.type === 'user.password_set' && e.outcome === 'failure')!;
+    expect(failedLink.actor).toBe('anonymous');
+    const settings = events.find((e) => e.type === 'admin.settings.updated')!;
+    expect(settings.details).toMatchObject({ fields: ['lockout.maxFailures'] });
+    const revokedKeys = events.filter((e) => e.type === 'apikey.revoked');
+    expect(revokedKeys.length).toBeGreaterThanOrEqual(1);
+    expect(revokedKeys.every((e) => e.actor === adminId)).toBe(true);
+  });
+
+  it('filters by type (exact or prefix), actor, subject and outcome, newest first', async () => {
+    const { events } = await search(`?subject=${subjectUser}`);
+    expect(events.length).toBeGreaterThanOrEqual(5);
+    expect(events.every((e) => e.subject === subjectUser)).toBe(true);
+    const ids = events.map((e) => e.id);
+    expect([...ids].sort((a, b) => (BigInt(a.split('-')[0]) === BigInt(b.split('-')[0]) ? Number(b.split('-')[1]) - Number(a.split('-')[1]) : Number(BigInt(b.split('-')[0]) - BigInt(a.split('-')[0]))))).toEqual(ids);
+
+    const exact = await search('?type=admin.user.updated');
+    expect(exact.events.length).toBeGreaterThan(0);
+    expect(exact.events.every((e) => e.type === 'admin.user.updated')).toBe(true);
+    const prefix = await search('?type=admin.client.*');
+    expect(new Set(prefix.events.map((e) => e.type))).toEqual(new Set(['admin.client.created', 'admin.client.updated', 'admin.client.secret_rotated', 'admin.client.deleted']));
+    const byActor = await search(`?actor=${adminId}&type=admin.*&limit=500`);
+    expect(byActor.events.length).toBeGreaterThan(10);
+    expect(byActor.events.every((e) => e.actor === adminId)).toBe(true);
+    const failures = await search('?outcome=failure');
+    expect(failures.events.length).toBeGreaterThan(0);
+    expect(failures.events.every((e) => e.outcome === 'failure')).toBe(true);
+    expect((await search('?actor=nobody-at-all')).events).toEqual([]);
+  });
+
+  it('filters by time range', async () => {
+    const all = (await search('?limit=500')).events;
+    const middle = all[Math.floor(all.length / 2)];
+    const t = Date.parse(middle.time);
+    const newer = (await search(`?since=${encodeURIComponent(new Date(t).toISOString())}&limit=500`)).events;
+    expect(newer.every((e) => Date.parse(e.time) >= t)).toBe(true);
+    expect(newer.map((e) => e.id)).toContain(middle.id);
+    const older = (await search(`?until=${encodeURIComponent(new Date(t).toISOString())}&limit=500`)).events;
+    expect(older.every((e) => Date.parse(e.time) <= t)).toBe(true);
+    expect(new Set([...newer, ...older].map((e) => e.id)).size).toBe(all.length);
+    expect((await search(`?since=${Math.floor(t / 1000) + 3600}`)).events).toEqual([]);
+    const future = (await search(`?until=${encodeURIComponent(new Date(startedAt - 3600_000).toISOString())}`)).events;
+    expect(future).toEqual([]);
+  });
+
+  it('pages with a cursor: every event once, in the same order as one big page', async () => {
+    const all = (await search('?limit=500')).events.map((e) => e.id);
+    const paged: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page: { events: Event[]; nextCursor: string | null } = await search(`?limit=7${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.events.length).toBeLessThanOrEqual(7);
+      paged.push(...page.events.map((e) => e.id));
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor && pages < 100);
+    // Reading the audit list does not write to it, so the two reads see the same events.
+    expect(paged).toEqual(all);
+    // A filter keeps applying across pages.
+    const filtered: string[] = [];
+    cursor = null;
+    do {
+      const page: { events: Event[]; nextCursor: string | null } = await search(`?type=admin.user.*&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.events.every((e) => e.type.startsWith('admin.user.'))).toBe(true);
+      filtered.push(...page.events.map((e) => e.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(filtered).toEqual((await search('?type=admin.user.*&limit=500')).events.map((e) => e.id));
+  });
+
+  it('exports JSON lines (format=jsonl or Accept: application/x-ndjson), and records the export', async () => {
+    const all = (await search('?limit=500')).events;
+    const byQuery = await api(server, 'GET', '/v1/admin/audit?format=jsonl', { token: admin });
+    expect(byQuery.status).toBe(200);
+    expect(byQuery.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+    const lines = byQuery.text.trim().split('\n').map((line) => JSON.parse(line) as Event);
+    // The export is itself audited first, so it leads its own output.
+    expect(lines[0]).toMatchObject({ type: 'admin.audit.exported', actor: adminId });
+    expect(lines.slice(1).map((e) => e.id)).toEqual(all.map((e) => e.id));
+
+    const byAccept = await api(server, 'GET', '/v1/admin/audit?type=admin.client.*', { token: admin, headers: { accept: 'application/x-ndjson' } });
+    expect(byAccept.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+    const clientLines = byAccept.text.trim().split('\n').map((line) => JSON.parse(line) as Event);
+    expect(clientLines.length).toBe(4);
+    expect((await search('?type=admin.audit.exported')).events.length).toBe(2);
+  });
+
+  it('refuses bad queries with 400 and other scopes with 403', async () => {
+    for (const q of ['?since=yesterday', '?until=2025-13-45T00:00:00Z', '?cursor=abc', '?limit=0', '?format=xml', '?type=a%20b', '?outcome=maybe']) {
+      const r = await api(server, 'GET', `/v1/admin/audit${q}`, { token: admin });
+      expect(r.status, q).toBe(400);
+      expect(r.body.code).toBe('VALIDATION_FAILED');
+    }
+    const userAdmin = await createTestUser(server, ['admin.users']);
+    const token = await userAccessToken(server, userAdmin, 'openid admin.users');
+    const r = await api(server, 'GET', '/v1/admin/audit', { token });
+    expect(r.status).toBe(403);
+    expect(r.body).toMatchObject({ code: 'INSUFFICIENT_SCOPE', required_scope: 'admin.audit' });
+    expect((await api(server, 'GET', '/v1/admin/audit')).status).toBe(401);
+  });
+
+  it('holds no secret: the whole stream (XRANGE - +) contains none of the passwords, tokens, keys and secrets used', async () => {
+    const entries = await server.store.streamRange(AUDIT_STREAM, '-', '+', 1_000_000);
+    expect(entries.length).toBeGreaterThan(20);
+    const haystack = JSON.stringify(entries);
+    const needles = secrets.filter(Boolean).flatMap((s) => [s, s.slice(Math.floor(s.length / 2) - 6, Math.floor(s.length / 2) + 6)]);
+    expect(needles.length).toBeGreaterThanOrEqual(40);
+    // The search itself works: ids, which are not secrets, are found.
+    expect(haystack).toContain(adminId);
+    expect(haystack).toContain(subjectUser);
+    for (const needle of needles) expect(haystack.includes(needle), `secret fragment ${needle.slice(0, 4)}… in the audit stream`).toBe(false);
+  });
+});
