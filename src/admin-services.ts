@@ -4,6 +4,8 @@ import { createClientAdmin, type ClientAdmin } from './domain/client-admin.ts';
 import { createInvites, type Invites } from './domain/invites.ts';
 import { createPasswordSetup, type PasswordSetup } from './domain/password-setup.ts';
 import { createUserAdmin, type UserAdmin } from './domain/user-admin.ts';
+import { createServiceAccountAdmin, type ServiceAccountAdmin } from './domain/service-account-admin.ts';
+import { SERVICE_ACCOUNT_TOKEN_PATH } from './oidc/service-account-tokens.ts';
 import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
 import { createClientMetadataValidator } from './oidc/client-validator.ts';
 
@@ -14,6 +16,8 @@ export interface AdminServices {
   userAdmin: UserAdmin;
   clientAdmin: ClientAdmin;
   auditQuery: AuditQuery;
+  /** Service accounts: create (with an uploaded public key or a generated key file), scopes, disable, keys, delete. */
+  serviceAccounts: ServiceAccountAdmin;
 }
 
 /**
@@ -38,5 +42,9 @@ export function createAdminServices(deps: Deps): AdminServices {
       configuredClientIds: config.clients.map((c) => c.client_id),
     }),
     auditQuery: createAuditQuery({ store }),
+    serviceAccounts: createServiceAccountAdmin({
+      accounts: deps.serviceAccounts, users, audit, clock, scopeCatalog,
+      tokenUri: `${config.publicUrl}${SERVICE_ACCOUNT_TOKEN_PATH}`,
+    }),
   };
 }

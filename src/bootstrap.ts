@@ -3,6 +3,7 @@ import { generateClientSecret, type ClientMetadata } from './domain/clients.ts';
 import type { ClientConfig } from './config/schema.ts';
 import type { Deps } from './deps.ts';
 import { apiScopesOf } from './domain/scopes.ts';
+import { ensureServiceAccountsClient } from './oidc/jwt-bearer-grant.ts';
 import { registerFirstPartyClient } from './oidc/first-party-tokens.ts';
 
 export const DEMO_CLIENT_ID = 'demo-app';
@@ -30,6 +31,8 @@ export async function bootstrap(deps: Deps): Promise<BootstrapReport> {
   }
 
   for (const client of config.clients) await registerConfiguredClient(deps, client);
+  // The public client service accounts exchange their assertions through (RFC 7523).
+  await ensureServiceAccountsClient(deps);
   await registerFirstPartyClient(deps);
 
   if (config.demoClient) {

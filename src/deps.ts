@@ -11,6 +11,8 @@ import { loadScopeCatalog, type ScopeCatalog } from './domain/scopes.ts';
 import { createKeyRing, type KeyRing } from './oidc/key-ring.ts';
 import { createAccessTokenService, type AccessTokenService } from './oidc/access-tokens.ts';
 import { createAuditLog, type AuditLog } from './domain/audit.ts';
+import { createServiceAccountRepository, type ServiceAccountRepository } from './domain/service-accounts.ts';
+import { createAccountSessions } from './oidc/account-sessions.ts';
 import { createRuntimeSettings, type RuntimeSettings, type RuntimePolicy } from './domain/runtime-settings.ts';
 import { createApiKeyService, type ApiKeyService } from './domain/api-keys.ts';
 import { createLockout, type Lockout } from './domain/lockout.ts';
@@ -34,6 +36,8 @@ export interface Deps {
   accessTokens: AccessTokenService;
   scopeCatalog: ScopeCatalog;
   audit: AuditLog;
+  /** Service-account records (JWT-bearer grant); management rules live in admin services (`serviceAccounts`). */
+  serviceAccounts: ServiceAccountRepository;
   /** Runtime policy (token lifetimes, rate limits, lockout, API keys, CORS): `settings.current()`. */
   settings: RuntimeSettings;
   /** API keys: issue, list, rotate, revoke (`revokeAllForUser` too), authenticate. */
@@ -74,6 +78,10 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     keyRing,
     accessTokens: createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl }),
     scopeCatalog: loadScopeCatalog(),
+    serviceAccounts: createServiceAccountRepository({
+      store,
+      revokeTokens: async (accountId) => { await createAccountSessions({ store }).revokeAll(accountId); },
+    }),
     audit,
     settings,
     apiKeys: createApiKeyService({

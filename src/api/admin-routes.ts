@@ -4,6 +4,7 @@ import { adminAuditRoutes } from './admin-audit-routes.ts';
 import { adminClientRoutes } from './admin-clients-routes.ts';
 import { adminSettingsRoutes } from './admin-settings-routes.ts';
 import { adminUserRoutes } from './admin-users-routes.ts';
+import { adminServiceAccountRoutes } from './service-account-admin-routes.ts';
 import { inviteRoutes } from './invite-routes.ts';
 import type { RouteSpec } from './route.ts';
 
@@ -13,6 +14,7 @@ export function adminRoutes(deps: Deps): RouteSpec[] {
   return [
     ...adminUserRoutes(deps, admin),
     ...adminClientRoutes(deps, admin),
+    ...adminServiceAccountRoutes(deps, admin),
     ...adminSettingsRoutes(deps),
     ...adminAuditRoutes(deps, admin),
     ...inviteRoutes(admin),

@@ -6,6 +6,7 @@ import { bearerTokenStrategy, createCredentialResolver } from '../http/credentia
 import { apiKeyStrategy } from '../http/api-key-strategy.ts';
 import { apiKeyRoutes } from './api-key-routes.ts';
 import { verifyRoutes } from './verify-routes.ts';
+import { serviceAccountTokenRoutes } from './service-account-token-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { mountRoutes, type RouteSpec } from './route.ts';
@@ -23,6 +24,7 @@ export function apiRouteSpecs(deps: Deps, provider: () => Provider): RouteSpec[]
     ...mfaRoutes(deps),
     ...apiKeyRoutes(deps),
     ...verifyRoutes(deps),
+    ...serviceAccountTokenRoutes(deps, provider),
     ...adminRoutes(deps),
   ];
 }

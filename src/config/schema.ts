@@ -50,6 +50,8 @@ export const settings = {
   idTokenTtl: { env: 'ID_TOKEN_TTL', schema: seconds(3600), doc: 'ID token lifetime, seconds' },
   authorizationCodeTtl: { env: 'AUTHORIZATION_CODE_TTL', schema: seconds(60), doc: 'authorization code lifetime, seconds' },
   serviceAccountTokenTtl: { env: 'SERVICE_ACCOUNT_TOKEN_TTL', schema: seconds(3600), doc: 'service-account access token lifetime, seconds' },
+  serviceAccountClockSkewSeconds: { env: 'SERVICE_ACCOUNT_CLOCK_SKEW_SECONDS', schema: z.coerce.number().int().min(0).max(300).default(60), doc: 'leeway for the exp, nbf and iat of service-account assertions, seconds' },
+  serviceAccountRequireJti: { env: 'SERVICE_ACCOUNT_REQUIRE_JTI', schema: bool(false), doc: 'refuse service-account assertions without a jti (every assertion then single use)' },
   sessionTtl: { env: 'SESSION_TTL', schema: seconds(14 * 24 * 3600), doc: 'browser session lifetime at the authorization server, seconds' },
   keyRefreshSeconds: { env: 'KEY_REFRESH_SECONDS', schema: seconds(30), doc: 'how often an instance looks for rotated signing keys' },
   demoClient: { env: 'DEMO_CLIENT', schema: bool(true), doc: 'register the demo client at start-up' },

@@ -7,6 +7,8 @@ import { html } from '../../views/html.ts';
 import { renderMessage } from '../../views/message.ts';
 import { createFindAccount } from './find-account.ts';
 import { jwtTokenEndpointsMiddleware } from './jwt-token-endpoints.ts';
+import { registerJwtBearerGrant } from './jwt-bearer-grant.ts';
+import { isServiceAccountId } from '../domain/service-accounts.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
 
 export const oauthRoutes = {
@@ -117,7 +119,9 @@ export function buildProvider(deps: Deps): Provider {
           let scopes = parseScope(jwt.payload.scope as string | undefined);
           const { accountId, grantId } = token as { accountId?: string; grantId?: string };
           if (accountId) {
-            const held = new Set((await deps.users.findById(accountId))?.scopes ?? []);
+            // A service account (sa_…) is held to its current scopes the same way.
+            const owner = isServiceAccountId(accountId) ? await deps.serviceAccounts.get(accountId) : await deps.users.findById(accountId);
+            const held = new Set(owner?.scopes ?? []);
             scopes = scopes.filter((s) => isOidcScope(s) || held.has(s));
             jwt.payload.scope = scopes.join(' ') || undefined;
           }
@@ -179,6 +183,8 @@ export function buildProvider(deps: Deps): Provider {
   };
 
   provider.use(jwtTokenEndpointsMiddleware(deps));
+  // RFC 7523 JWT-bearer grant for service accounts (also serves /v1/auth/service-account/token).
+  registerJwtBearerGrant(provider, deps);
   return provider;
 }
 
