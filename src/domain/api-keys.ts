@@ -358,7 +358,8 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
     // The name now belongs to the successor.
     await store.set(nameKey(ownerId, successor.name), successor.id, { ttlMs: Math.max(1, successor.expiresAt - clock.now()) });
     await audit.record({ type: 'apikey.rotated', outcome: 'success', actor: ownerId, subject: id, ...facts, details: { successor: successor.id, graceEndsAt: new Date(mark.until).toISOString() } });
-    return { key, view: toView(successor, null, null), previous: toView(record, mark, null) };
+    const used = await store.get(usedKey(record.id));
+    return { key, view: toView(successor, null, null), previous: toView(record, mark, used ? JSON.parse(used) : null) };
   }
 
   /** Records last use (time, address) at most once a minute per key and address; audits a new address. */

@@ -117,7 +117,7 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
     expect(successor.apiKey).not.toBe(apiKey);
     expect(successor.id).not.toBe(created.id);
     expect(successor).toMatchObject({ name: 'Integration Key', scopes: created.scopes, rotatedFrom: created.id, status: 'active' });
-    expect(successor.previous).toMatchObject({ id: created.id, status: 'rotated', rotatedTo: successor.id });
+    expect(successor.previous).toMatchObject({ id: created.id, status: 'rotated', rotatedTo: successor.id, lastUsedIp: '127.0.0.1' });
     expect(Date.parse(successor.previous.expiresAt) - server.clock.now()).toBeLessThanOrEqual(DAY);
     expect((await verify(apiKey, 'cmdb.read')).status).toBe(200);
     expect((await verify(successor.apiKey, 'cmdb.read')).status).toBe(200);
