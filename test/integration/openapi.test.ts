@@ -32,7 +32,7 @@ describe('OpenAPI 3.1 document of /v1', () => {
     server = await startTestServer();
     const response = await fetch(`${server.url}/v1/openapi.json`);
     expect(response.status).toBe(200);
-    document = await response.json();
+    document = (await response.json()) as Record<string, any>;
   });
   afterAll(() => server?.close());
 
