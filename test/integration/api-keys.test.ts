@@ -211,6 +211,19 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
     expect((await verify(wide.apiKey)).status).toBe(200);
   });
 
+  it('goes through the same scope guard as tokens on other /v1 routes (exact 403 body)', async () => {
+    const key = (await createKey(aliceToken, { name: 'CMDB reader', scopes: ['cmdb.read'], expiresIn: '1h' })).body!;
+    const reply = await call('GET', '/v1/admin/users', { apiKey: key.apiKey, headers: { 'x-request-id': 'scope-check-1' } });
+    expect(reply.status).toBe(403);
+    expect(reply.body).toEqual({ error: 'Insufficient permissions', code: 'INSUFFICIENT_SCOPE', required_scope: 'admin.users', request_id: 'scope-check-1' });
+    expect(reply.headers.get('www-authenticate')).toBe(`Bearer realm="${server.url}", error="insufficient_scope", scope="admin.users"`);
+    const asToken = await call('GET', '/v1/admin/users', { token: aliceToken });
+    expect(asToken.status).toBe(403);
+    expect(asToken.body!.required_scope).toBe('admin.users');
+    const tampered = key.apiKey.slice(0, -1) + (key.apiKey.endsWith('0') ? '1' : '0');
+    expectInvalidToken(await call('GET', '/v1/admin/users', { apiKey: tampered }));
+  });
+
   it("a key carries only what its owner still holds; a disabled owner's keys stop at once", async () => {
     const carol = await createTestUser(server, ['cmdb.read', 'cmdb.write'], 'carol');
     const carolToken = await userAccessToken(server, carol, 'openid cmdb.read cmdb.write');
