@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request as httpRequest } from 'node:http';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { createTestUser, type TestUser } from '../support/user-token.ts';
+import { auditEvents, call, login, totpAt } from '../support/auth-client.ts';
+import { CookieJar, follow, submit } from '../support/form-login.ts';
+
+/** A JSON POST sent from a chosen local address (127.0.0.2 is another client on loopback). */
+function postFrom(localAddress: string, url: string, body: unknown): Promise<{ status: number; body: any; retryAfter?: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const req = httpRequest({
+      host: target.hostname, port: target.port, path: target.pathname, method: 'POST', localAddress,
+      headers: { 'content-type': 'application/json' },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { text += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), retryAfter: res.headers['retry-after'] }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe('brute-force protection (Redis store, default policy: 2 free failures, doubling delays, lock at 5 for 15 min)', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server?.close());
+
+  const wrong = (email: string) => login(server, { email, password: 'wrong-password-here' });
+
+  it('delays, then locks; refuses the right password while locked; works again after the lock', async () => {
+    const user = await createTestUser(server, ['cmdb.read'], 'locked');
+    const ghost = 'ghost-account@example.test';
+    // An unknown email goes through exactly the same states: nothing tells them apart.
+    for (const email of [user.email, ghost]) {
+      expect((await wrong(email)).status).toBe(401);
+      expect((await wrong(email)).status).toBe(401);
+      expect((await wrong(email)).status).toBe(401);
+      const delayed = await login(server, { email, password: user.password });
+      expect(delayed.status).toBe(429);
+      expect(delayed.body).toEqual({ error: 'Too many failed attempts, try again later', code: 'ACCOUNT_LOCKED', request_id: delayed.headers.get('x-request-id') });
+      expect(delayed.headers.get('retry-after')).toBe('1');
+      server.clock.advance(1_000);
+      expect((await wrong(email)).status).toBe(401);
+      expect((await wrong(email)).headers.get('retry-after')).toBe('2');
+      server.clock.advance(2_000);
+      expect((await wrong(email)).status).toBe(401);
+      const locked = await login(server, { email, password: user.password });
+      expect(locked.status).toBe(429);
+      expect(locked.body.code).toBe('ACCOUNT_LOCKED');
+      expect(Number(locked.headers.get('retry-after'))).toBe(900);
+    }
+    expect((await auditEvents(server, 'account.locked')).filter((e) => e.details?.scope === 'account').map((e) => e.details?.email))
+      .toEqual(expect.arrayContaining([user.email, ghost]));
+
+    // The user's lock began 3 s (the ghost's delays) before now.
+    server.clock.advance(895_000);
+    expect((await login(server, { email: user.email, password: user.password })).status).toBe(429);
+    server.clock.advance(3_000);
+    const back = await login(server, { email: user.email, password: user.password });
+    expect(back.status).toBe(200);
+    // A good sign-in clears the count: the next mistake is a plain 401 again.
+    expect((await wrong(user.email)).status).toBe(401);
+    expect((await login(server, { email: user.email, password: user.password })).status).toBe(200);
+  });
+
+  it('holds the account lock for a request from another address (127.0.0.2)', async () => {
+    const user = await createTestUser(server, ['cmdb.read'], 'otherip');
+    for (let i = 0; i < 2; i++) expect((await wrong(user.email)).status).toBe(401);
+    for (let i = 0; i < 3; i++) {
+      expect((await wrong(user.email)).status).toBe(401);
+      server.clock.advance(4_000);
+    }
+    const elsewhere = await postFrom('127.0.0.2', `${server.url}/v1/auth/login`, { email: user.email, password: user.password });
+    expect(elsewhere.status).toBe(429);
+    expect(elsewhere.body.code).toBe('ACCOUNT_LOCKED');
+    // X-Forwarded-For is not trusted without TRUST_PROXY, so it cannot make a new address either.
+    const spoofed = await login(server, { email: user.email, password: user.password }, { 'x-forwarded-for': '198.51.100.77' });
+    expect(spoofed.status).toBe(429);
+    // The failures were recorded with the real address.
+    const failures = (await auditEvents(server, 'login.failure')).filter((e) => e.details?.email === user.email);
+    expect(failures.every((e) => e.ip === '127.0.0.1')).toBe(true);
+    // Another account from 127.0.0.2 is not affected.
+    const other = await createTestUser(server, ['cmdb.read'], 'bystander');
+    expect((await postFrom('127.0.0.2', `${server.url}/v1/auth/login`, { email: other.email, password: other.password })).status).toBe(200);
+  });
+
+  it('counts wrong TOTP codes like wrong passwords', async () => {
+    const user = await createTestUser(server, ['cmdb.read'], 'totpguess');
+    const token = (await login(server, { email: user.email, password: user.password })).body.token;
+    const { secret } = (await call(server, 'POST', '/v1/auth/mfa/totp/setup', { token })).body;
+    expect((await call(server, 'POST', '/v1/auth/mfa/totp/verify', { token, body: { code: totpAt(secret, server.clock.now()) } })).status).toBe(200);
+    server.clock.advance(90_000);
+
+    const right = totpAt(secret, server.clock.now());
+    const guess = right === '000000' ? '000001' : '000000';
+    for (let i = 0; i < 5; i++) {
+      const res = await login(server, { email: user.email, password: user.password, totp_code: guess });
+      expect(res.status, `guess ${i + 1}`).toBe(401);
+      expect(res.body.code).toBe('AUTH_FAILED');
+      server.clock.advance(4_000);
+    }
+    const locked = await login(server, { email: user.email, password: user.password, totp_code: totpAt(secret, server.clock.now()) });
+    expect(locked.status).toBe(429);
+    expect((await auditEvents(server, 'login.failure')).filter((e) => e.actor === user.id && e.details?.reason === 'second_factor')).toHaveLength(5);
+  });
+
+  it('locks the sign-in page and the API together', async () => {
+    const user = await createTestUser(server, ['cmdb.read'], 'pages');
+    for (let i = 0; i < 5; i++) {
+      expect((await wrong(user.email)).status).toBe(401);
+      server.clock.advance(4_000);
+    }
+    const jar = new CookieJar();
+    const authorize = new URL(`${server.url}/oauth/authorize`);
+    authorize.search = new URLSearchParams({
+      client_id: server.demoClient.client_id, response_type: 'code', scope: 'openid cmdb.read',
+      redirect_uri: server.demoClient.redirect_uri, state: 'lock',
+    }).toString();
+    const start = await follow(jar, authorize.toString(), server.url);
+    const refused = await submit(jar, start.page!, '/login', { email: user.email, password: user.password }, server.url);
+    expect(refused.page?.status).toBe(429);
+    expect(refused.page?.html).toContain('Too many failed attempts. Try again in 15 minutes.');
+    expect(refused.page?.html).toContain('/login"');
+  });
+});
+
+describe('per-address lock behind a trusted proxy (TRUST_PROXY, 4 failures per address)', () => {
+  let server: TestServer;
+  let users: TestUser[];
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { trustProxy: true, lockoutIpMaxFailures: 4, lockoutMaxFailures: 3, lockoutDelaySeconds: 0 } });
+    users = await Promise.all([1, 2, 3].map((i) => createTestUser(server, ['cmdb.read'], `proxy${i}`)));
+  });
+  afterAll(() => server?.close());
+
+  const from = (ip: string, email: string, password: string) => login(server, { email, password }, { 'x-forwarded-for': ip });
+
+  it('keeps the account lock whatever address the next attempt claims', async () => {
+    const [victim] = users;
+    for (const ip of ['203.0.113.1', '203.0.113.2', '203.0.113.3']) expect((await from(ip, victim.email, 'wrong-password-x')).status).toBe(401);
+    expect((await from('198.51.100.9', victim.email, victim.password)).status).toBe(429);
+    expect((await from('2001:db8:77::1', victim.email, victim.password)).status).toBe(429);
+    expect((await auditEvents(server, 'login.failure')).map((e) => e.ip)).toEqual(expect.arrayContaining(['203.0.113.1', '203.0.113.2']));
+  });
+
+  it('locks an address that fails across many accounts, and only that address (IPv6 by /64)', async () => {
+    const [, a, b] = users;
+    const attacker = '2001:db8:1:2::10';
+    for (let i = 0; i < 4; i++) expect((await from(attacker, `spray-${i}@example.test`, 'password-guess')).status).toBe(401);
+    // The whole /64 is one client; a neighbouring /64 is not.
+    expect((await from('2001:db8:1:2::99', a.email, a.password)).status).toBe(429);
+    expect((await from('2001:db8:1:3::10', a.email, a.password)).status).toBe(200);
+    expect((await from('192.0.2.50', b.email, b.password)).status).toBe(200);
+    const ipLock = (await auditEvents(server, 'account.locked')).find((e) => e.details?.scope === 'ip');
+    expect(ipLock?.details).toMatchObject({ address: '2001:db8:1:2::/64', seconds: 900 });
+
+    server.clock.advance(901_000);
+    expect((await from(attacker, a.email, a.password)).status).toBe(200);
+  });
+});
