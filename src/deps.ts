@@ -11,6 +11,8 @@ import { loadScopeCatalog, type ScopeCatalog } from './domain/scopes.ts';
 import { createKeyRing, type KeyRing } from './oidc/key-ring.ts';
 import { createAccessTokenService, type AccessTokenService } from './oidc/access-tokens.ts';
 import { createAuditLog, type AuditLog } from './domain/audit.ts';
+import { createMetrics, withAuditMetrics, type Metrics } from './metrics.ts';
+import { createRateLimiter, type RateLimiter } from './http/rate-limiter.ts';
 import { createServiceAccountRepository, type ServiceAccountRepository } from './domain/service-accounts.ts';
 import { createAccountSessions } from './oidc/account-sessions.ts';
 import { createRuntimeSettings, type RuntimeSettings, type RuntimePolicy } from './domain/runtime-settings.ts';
@@ -36,6 +38,10 @@ export interface Deps {
   accessTokens: AccessTokenService;
   scopeCatalog: ScopeCatalog;
   audit: AuditLog;
+  /** Prometheus metrics on this server's own registry (GET /metrics). */
+  metrics: Metrics;
+  /** Request counters (hourly quota + burst) shared through the store by every instance. */
+  rateLimiter: RateLimiter;
   /** Service-account records (JWT-bearer grant); management rules live in admin services (`serviceAccounts`). */
   serviceAccounts: ServiceAccountRepository;
   /** Runtime policy (token lifetimes, rate limits, lockout, API keys, CORS): `settings.current()`. */
@@ -61,7 +67,8 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   const settings = createRuntimeSettings({ store, clock, logger, config, refreshMs: config.settingsRefreshSeconds * 1000 });
   await settings.refresh();
   const users = createUserRepository({ store, clock, passwords });
-  const audit = createAuditLog({ store, clock, logger, maxEntries: config.auditMaxEntries });
+  const metrics = createMetrics();
+  const audit = withAuditMetrics(createAuditLog({ store, clock, logger, maxEntries: config.auditMaxEntries }), metrics);
   const lockout = createLockout({ store, clock, secrets, audit, policy: () => settings.current().lockout });
   const mfa = createMfaService({
     store, users, secrets, audit,
@@ -83,6 +90,8 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
       revokeTokens: async (accountId) => { await createAccountSessions({ store }).revokeAll(accountId); },
     }),
     audit,
+    metrics,
+    rateLimiter: createRateLimiter({ store, clock, logger, metrics, failOpen: config.rateLimitFailOpen }),
     settings,
     apiKeys: createApiKeyService({
       store, clock, secrets, users, audit, logger,

@@ -32,7 +32,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => process.exit(1), 10_000);
+    // Requests still running after SHUTDOWN_TIMEOUT are cut off.
+    const force = setTimeout(() => {
+      logger.error({ timeout_seconds: config.shutdownTimeout }, 'in-flight requests did not finish in time; exiting');
+      process.exit(1);
+    }, config.shutdownTimeout * 1000);
     force.unref();
     deps.keyRing.stop();
     await running.close();

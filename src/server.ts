@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -35,12 +35,23 @@ export async function startServer(deps: Deps, options: { port?: number; host?: s
     server.listen(options.port ?? deps.config.port, options.host ?? deps.config.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  // Responses not yet sent when draining starts tell their client to close the connection,
+  // so no keep-alive connection outlives the drain.
+  const inFlight = new Set<ServerResponse>();
+  let draining = false;
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (draining) res.setHeader('Connection', 'close');
+    inFlight.add(res);
+    res.once('close', () => inFlight.delete(res));
+  });
   return {
     app,
     server,
     url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        draining = true;
+        for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
         server.close(() => resolve());
         server.closeIdleConnections();
       }),

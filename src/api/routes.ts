@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
 import { bearerTokenStrategy, createCredentialResolver } from '../http/credentials.ts';
+import { apiRateLimit, rateLimitDepsOf } from '../http/koa-rate-limit.ts';
 import { apiKeyStrategy } from '../http/api-key-strategy.ts';
 import { apiKeyRoutes } from './api-key-routes.ts';
 import { verifyRoutes } from './verify-routes.ts';
@@ -34,6 +35,8 @@ export function apiRoutes(deps: Deps, provider: () => Provider): { router: Route
   const realm = deps.config.publicUrl;
   const resolveCredential = createCredentialResolver([bearerTokenStrategy(deps), apiKeyStrategy(deps)], realm);
   const specs = apiRouteSpecs(deps, provider);
+  // Before every /v1 route: count the request against its credential (or its IP).
+  router.use(apiRateLimit(rateLimitDepsOf(deps), resolveCredential));
   mountRoutes(router, specs, { resolveCredential, realm });
   const document = buildOpenApiDocument(specs, { version: '0.1.0', serverUrl: deps.config.publicUrl });
   router.get('/openapi.json', (ctx) => {

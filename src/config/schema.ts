@@ -8,6 +8,25 @@ const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be 
 
 export const signingAlgs = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
 
+/** A JSON value given as text in an environment variable (left as is when it does not parse, so the schema names the problem). */
+const jsonText = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  }, schema);
+
+/** An exception to the default rate limits for one client or for callers holding one scope. */
+export const rateLimitOverrideSchema = z.object({
+  client: z.string().min(1).max(128).optional(),
+  scope: z.string().min(1).max(64).optional(),
+  perHour: z.number().int().min(1).max(10_000_000).optional(),
+  burst: z.number().int().min(1).max(1_000_000).optional(),
+}).strict().refine((o) => (o.client === undefined) !== (o.scope === undefined), 'name exactly one of client or scope');
+
 /** A client declared in the config file (RFC 7591 names). */
 export const clientConfigSchema = z.object({
   client_id: z.string().min(1),
@@ -42,6 +61,9 @@ export const settings = {
   serviceAccountAudiences: { env: 'SERVICE_ACCOUNT_AUDIENCES', schema: csv.default([]), doc: 'extra accepted aud values for service-account assertions' },
   apiKeyEnv: { env: 'API_KEY_ENV', schema: z.string().regex(/^[a-z0-9]{1,16}$/, 'lowercase letters and digits, 1-16').default('live'), doc: 'the <env> part of new API keys' },
   trustProxy: { env: 'TRUST_PROXY', schema: bool(false), doc: 'honour X-Forwarded-* from the proxy in front' },
+  trustProxyHops: { env: 'TRUST_PROXY_HOPS', schema: z.coerce.number().int().min(1).max(10).default(1), doc: 'with TRUST_PROXY: how many proxies in front append to X-Forwarded-For; the client IP is the entry that many from the right (entries a client wrote itself are ignored)' },
+  forceHttps: { env: 'FORCE_HTTPS', schema: bool(false), doc: 'refuse plain-HTTP API and OAuth calls (403) and redirect plain-HTTP page GETs to https on the PUBLIC_URL host; /healthz, /readyz and /metrics stay reachable' },
+  minClientVersion: { env: 'MIN_CLIENT_VERSION', schema: z.string().regex(/^v?\d{1,9}(\.\d{1,9}){0,2}(-[0-9A-Za-z.-]+)?$/, 'must be a version like 1.2.0').optional(), doc: 'refuse callers whose X-Client-Version is older (426 UPGRADE_REQUIRED); callers that send no version are served' },
   logLevel: { env: 'LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), doc: 'pino log level' },
   apiAudience: { env: 'API_AUDIENCE', schema: httpUrl.optional(), doc: 'aud of access tokens (the API they are for); default PUBLIC_URL' },
   accessTokenAlg: { env: 'ACCESS_TOKEN_ALG', schema: z.enum(signingAlgs).default('ES256'), doc: 'JWS algorithm of access tokens' },
@@ -60,6 +82,8 @@ export const settings = {
   rateLimitPerHour: { env: 'RATE_LIMIT_PER_HOUR', schema: z.coerce.number().int().positive().default(1000), doc: 'requests per credential (or per IP when anonymous) per hour; runtime setting rateLimits.perHour' },
   rateLimitBurst: { env: 'RATE_LIMIT_BURST', schema: z.coerce.number().int().positive().default(100), doc: 'requests allowed within the burst window; runtime setting rateLimits.burst' },
   rateLimitBurstSeconds: { env: 'RATE_LIMIT_BURST_SECONDS', schema: seconds(10), doc: 'burst window, seconds; runtime setting rateLimits.burstSeconds' },
+  rateLimitOverrides: { env: 'RATE_LIMIT_OVERRIDES', schema: jsonText(z.array(rateLimitOverrideSchema).max(100)).default([]), doc: 'JSON list of exceptions, e.g. [{"client":"etl","perHour":20000},{"scope":"admin.users","burst":20}]: the first rule naming the caller\'s client wins, then the first naming a scope it holds; runtime setting rateLimits.overrides' },
+  rateLimitFailOpen: { env: 'RATE_LIMIT_FAIL_OPEN', schema: bool(true), doc: 'when the counter store cannot be reached: true keeps serving with per-instance in-memory counters (logged), false answers 503' },
   lockoutMaxFailures: { env: 'LOCKOUT_MAX_FAILURES', schema: z.coerce.number().int().positive().default(5), doc: 'failed logins of one account within the window before it locks; runtime setting lockout.maxFailures' },
   lockoutIpMaxFailures: { env: 'LOCKOUT_IP_MAX_FAILURES', schema: z.coerce.number().int().positive().default(50), doc: 'failed logins from one IP within the window before it is locked out; runtime setting lockout.ipMaxFailures' },
   lockoutWindowSeconds: { env: 'LOCKOUT_WINDOW_SECONDS', schema: seconds(900), doc: 'window in which failed logins are counted, seconds; runtime setting lockout.windowSeconds' },
@@ -71,6 +95,8 @@ export const settings = {
   apiKeyQueryParam: { env: 'API_KEY_QUERY_PARAM', schema: bool(true), doc: 'accept ?api_key= (not recommended); runtime setting apiKeys.allowQueryParam' },
   settingsRefreshSeconds: { env: 'SETTINGS_REFRESH_SECONDS', schema: seconds(3), doc: 'how often an instance re-reads the runtime settings (/v1/admin/settings) from the store' },
   inviteTtl: { env: 'INVITE_TTL', schema: seconds(7 * 24 * 3600), doc: 'lifetime of a user invitation or admin password-reset link, seconds' },
+  metricsToken: { env: 'METRICS_TOKEN', schema: z.string().min(16, 'must be at least 16 characters').optional(), doc: 'bearer token GET /metrics requires; unset: /metrics is open (keep it off the public ingress)' },
+  shutdownTimeout: { env: 'SHUTDOWN_TIMEOUT', schema: seconds(10), doc: 'on SIGTERM, how long in-flight requests may run before the process exits anyway, seconds' },
   auditMaxEntries: { env: 'AUDIT_MAX_ENTRIES', schema: z.coerce.number().int().min(1000).default(100_000), doc: 'audit events kept in the store (oldest dropped first)' },
   clients: { env: undefined, schema: z.array(clientConfigSchema).default([]), doc: 'OAuth clients declared in the config file' },
 } as const;

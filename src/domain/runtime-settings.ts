@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Clock } from '../clock.ts';
-import type { Config } from '../config/schema.ts';
+import { rateLimitOverrideSchema, type Config } from '../config/schema.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
 
@@ -36,6 +36,8 @@ export const runtimePolicySchema = z.object({
     /** Short-window burst allowance. */
     burst: z.number().int().min(1).max(1_000_000),
     burstSeconds: z.number().int().min(1).max(3600),
+    /** Exceptions per client or per scope (first matching client rule, then first matching scope rule). */
+    overrides: z.array(rateLimitOverrideSchema).max(100),
   }).strict(),
   lockout: z.object({
     /** Failed logins (password or TOTP) of one account within the window before it locks. */
@@ -99,7 +101,7 @@ export function defaultPolicy(config: Config): RuntimePolicy {
       idTokenTtl: config.idTokenTtl,
       serviceAccountTokenTtl: config.serviceAccountTokenTtl,
     },
-    rateLimits: { perHour: config.rateLimitPerHour, burst: config.rateLimitBurst, burstSeconds: config.rateLimitBurstSeconds },
+    rateLimits: { perHour: config.rateLimitPerHour, burst: config.rateLimitBurst, burstSeconds: config.rateLimitBurstSeconds, overrides: config.rateLimitOverrides },
     lockout: {
       maxFailures: config.lockoutMaxFailures,
       ipMaxFailures: config.lockoutIpMaxFailures,

@@ -14,6 +14,13 @@ import { healthRoutes } from './health-routes.ts';
 import { pageRoutes } from './page-routes.ts';
 import { invitePages } from './invite-pages.ts';
 import { interactionErrorPages } from './koa-interaction-errors.ts';
+import { httpMetrics } from './koa-metrics.ts';
+import { metricsRoutes } from './metrics-routes.ts';
+import { forceHttps } from './koa-force-https.ts';
+import { corsPolicy } from './koa-cors.ts';
+import { clientVersion } from './koa-client-version.ts';
+import { oauthRateLimit, rateLimitDepsOf } from './koa-rate-limit.ts';
+import { providerStoreOutage } from '../oidc/provider-edge.ts';
 
 export interface App {
   koa: Koa;
@@ -25,13 +32,16 @@ export interface App {
  * provider (which owns /oauth/* and discovery), then a JSON 404.
  */
 export function createApp(deps: Deps): App {
-  const koa = new Koa({ proxy: deps.config.trustProxy });
+  // With TRUST_PROXY, the client IP is the X-Forwarded-For entry our own proxies wrote
+  // (TRUST_PROXY_HOPS from the right), never one the client put there itself.
+  const koa = new Koa({ proxy: deps.config.trustProxy, maxIpsCount: deps.config.trustProxyHops });
   // Same keys as the provider's cookies, or interactions fail with SessionNotFound.
   koa.keys = deps.secrets.cookieKeys;
   const providers = createProviderHolder(deps);
 
   const routers = [
     healthRoutes(deps),
+    metricsRoutes({ metrics: deps.metrics, token: deps.config.metricsToken }),
     pageRoutes({ demoCallback: deps.config.demoClient }),
     invitePages(deps),
     userinfoRoutes(deps),
@@ -39,14 +49,24 @@ export function createApp(deps: Deps): App {
     enrolRoutes(deps),
   ];
 
+  // Order: outermost first. Every response, errors included, gets its request id, log line,
+  // metrics and security headers; errors are shaped in one place; then the edge refuses
+  // early (plain HTTP, CORS preflight, old clients); then our routes (/v1 counts its rate
+  // limit in front of its router), then the provider behind its own rate limit.
   koa.use(requestId());
   koa.use(requestLog(deps.logger));
+  koa.use(httpMetrics(deps.metrics));
   koa.use(securityHeaders());
   koa.use(errorHandler(deps.logger));
+  koa.use(forceHttps({ enabled: deps.config.forceHttps, publicUrl: deps.config.publicUrl }));
+  koa.use(corsPolicy(() => deps.settings.current().corsOrigins));
+  koa.use(clientVersion({ minimum: deps.config.minClientVersion }));
   koa.use(interactionErrorPages(deps.logger));
   for (const router of routers) koa.use(router.routes()).use(router.allowedMethods());
   const interactions = interactionRoutes(deps, providers.current);
   koa.use(interactions.routes()).use(interactions.allowedMethods());
+  koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
+  koa.use(providerStoreOutage());
   koa.use(providers.middleware);
   koa.use(async (ctx) => {
     if (ctx.body === undefined && ctx.status === 404) throw new AppError('NOT_FOUND');

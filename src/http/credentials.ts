@@ -59,7 +59,18 @@ export const insufficientScope = (realm: string, scope: string): AppError =>
  * whose credential is present decides. Presenting two different credentials is refused.
  */
 export function createCredentialResolver(strategies: CredentialStrategy[], realm: string) {
-  return async function resolveCredential(ctx: Context): Promise<Principal> {
+  // One resolution per request: the rate limit in front of /v1 resolves first, the route reuses it.
+  const resolved = new WeakMap<Context, Promise<Principal>>();
+  return function resolveCredential(ctx: Context): Promise<Principal> {
+    let result = resolved.get(ctx);
+    if (!result) {
+      result = resolve(ctx);
+      resolved.set(ctx, result);
+    }
+    return result;
+  };
+
+  async function resolve(ctx: Context): Promise<Principal> {
     const presented = strategies
       .map((strategy) => ({ strategy, value: strategy.extract(ctx) }))
       .filter((p): p is { strategy: CredentialStrategy; value: string } => p.value !== undefined);
@@ -70,7 +81,7 @@ export function createCredentialResolver(strategies: CredentialStrategy[], realm
     if (!principal) throw invalidToken(realm);
     ctx.state.principal = principal;
     return principal;
-  };
+  }
 }
 
 export type CredentialResolver = ReturnType<typeof createCredentialResolver>;

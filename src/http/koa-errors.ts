@@ -6,6 +6,8 @@ import { StoreUnavailableError } from '../store/store.ts';
 /**
  * The one place that decides what a client sees of an error: AppError becomes the
  * contract's {error, code, request_id}; a store outage a 503; anything else a bland 500.
+ * Under /oauth/ the same errors keep the RFC 6749 §5.2 form OAuth clients parse
+ * ({error, error_description}, plus request_id).
  */
 export function errorHandler(logger: Logger): Middleware {
   return async (ctx, next) => {
@@ -20,7 +22,7 @@ export function errorHandler(logger: Logger): Middleware {
       ctx.status = appError.status;
       for (const [name, value] of Object.entries(appError.headers)) ctx.set(name, value);
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = appError.toBody(requestId);
+      ctx.body = ctx.path.startsWith('/oauth/') ? oauthBody(appError, requestId) : appError.toBody(requestId);
     }
   };
 }
@@ -34,6 +36,17 @@ export function toAppError(err: unknown): AppError {
   if (status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE');
   if (status && status >= 400 && status < 500) return new AppError('VALIDATION_FAILED', { extra: { details: [{ field: 'body', message: 'malformed request' }] } });
   return new AppError('INTERNAL_ERROR', { cause: err });
+}
+
+/** RFC 6749 error codes for ours; 429 and 503 are `temporarily_unavailable` (§4.1.2.1), with Retry-After. */
+function oauthBody(appError: AppError, requestId: string): Record<string, unknown> {
+  const { status } = appError;
+  const error = status === 429 || status === 503 ? 'temporarily_unavailable'
+    : status === 401 ? 'invalid_token'
+    : status === 403 ? 'access_denied'
+    : status >= 500 ? 'server_error'
+    : 'invalid_request';
+  return { error, error_description: appError.publicMessage, request_id: requestId };
 }
 
 function describe(err: unknown): Record<string, unknown> {

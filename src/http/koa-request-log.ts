@@ -18,7 +18,7 @@ export function requestLog(logger: Logger): Middleware {
         status,
         duration_ms: Math.round(ms * 10) / 10,
         ip: ctx.ip,
-        client_version: ctx.get('x-client-version') || undefined,
+        client_version: ctx.state.clientVersion as string | undefined,
       };
       if (status >= 500) logger.error(line, 'request');
       else logger.info(line, 'request');

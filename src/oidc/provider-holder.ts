@@ -3,6 +3,7 @@ import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { buildProvider } from './provider.ts';
+import { instrumentProvider } from './provider-edge.ts';
 
 /**
  * Owns the current provider instance and rebuilds it when the signing keys change
@@ -16,6 +17,7 @@ export function createProviderHolder(deps: Deps) {
   const build = () => {
     provider = buildProvider(deps);
     provider.on('server_error', (_ctx: unknown, err: Error) => deps.logger.error({ err: err.message, stack: err.stack }, 'provider server error'));
+    instrumentProvider(provider, deps.metrics);
     run = compose(provider.middleware as Middleware[]);
   };
   build();

@@ -164,7 +164,8 @@ export function buildProvider(deps: Deps): Provider {
       id_token_signed_response_alg: 'RS256',
     },
     responseTypes: ['code', 'none'],
-    clientBasedCORS: (_ctx, origin) => config.corsOrigins.includes(origin),
+    // The same allow-list as the CORS middleware in front (src/http/koa-cors.ts), read per request.
+    clientBasedCORS: (_ctx, origin) => deps.settings.current().corsOrigins.includes(origin),
     renderError: async (ctx, out) => {
       ctx.type = 'html';
       ctx.body = renderMessage('Something went wrong', [

@@ -26,6 +26,11 @@ export interface RedisStoreOptions {
 
 type Client = Redis | Cluster;
 
+/** The ioredis client behind a Redis store, for libraries that talk to Redis themselves (the rate limiter); undefined for other stores. */
+export function redisClientOf(store: Store): Client | undefined {
+  return store.kind === 'redis' ? (store as Store & { client?: Client }).client : undefined;
+}
+
 /**
  * Redis store. Commands fail fast while Redis is unreachable (no offline queue), so
  * requests get a 503 instead of hanging; ioredis reconnects by itself.
@@ -36,6 +41,9 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
+    // A Redis that accepts the connection but stops answering (paused, partitioned) must not
+    // hold requests forever: a command without a reply in 3 s fails and the request gets a 503.
+    commandTimeout: 3000,
     retryStrategy: (times: number) => Math.min(times * 100, 1000),
     lazyConnect: true,
   };
@@ -126,5 +134,5 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
 
 function isConnectionError(err: unknown): boolean {
   const message = (err as Error)?.message ?? '';
-  return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|MaxRetriesPerRequest|connect ETIMEDOUT|LOADING|CLUSTERDOWN/i.test(message);
+  return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|MaxRetriesPerRequest|Command timed out|connect ETIMEDOUT|LOADING|CLUSTERDOWN/i.test(message);
 }

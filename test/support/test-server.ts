@@ -59,6 +59,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     redisUrl: kind === 'redis' ? (options.redisUrl ?? inject('redisUrl')) : undefined,
     redisPrefix: prefix,
     secretKey: options.secretKey,
+    // Limits no test meets by accident; the rate-limit tests set their own.
+    rateLimitPerHour: 1_000_000,
+    rateLimitBurst: 1_000_000,
     ...options.config,
   });
   const logger = createLogger(config.logLevel, options.logDestination);

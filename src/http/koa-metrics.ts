@@ -1,0 +1,29 @@
+import type { Context, Middleware } from 'koa';
+import type { Metrics } from '../metrics.ts';
+
+/**
+ * The route label of a request: the router's pattern (/v1/auth/api-keys/:id), the
+ * provider's endpoint name (oauth:token), or `unmatched`, so raw paths (ids, junk from
+ * scanners) never become label values.
+ */
+export function routeLabel(ctx: Context): string {
+  const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
+  if (typeof matched === 'string') return matched;
+  const oidcRoute = (ctx as { oidc?: { route?: string } }).oidc?.route;
+  if (oidcRoute) return `oauth:${oidcRoute}`;
+  return 'unmatched';
+}
+
+/** Counts every answered request and times it, by method, route pattern and status. */
+export function httpMetrics(metrics: Metrics): Middleware {
+  return async (ctx, next) => {
+    const stop = metrics.httpDuration.startTimer();
+    try {
+      await next();
+    } finally {
+      const route = routeLabel(ctx);
+      stop({ method: ctx.method, route });
+      metrics.httpRequests.inc({ method: ctx.method, route, status: String(ctx.status) });
+    }
+  };
+}

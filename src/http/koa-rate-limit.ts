@@ -1,0 +1,123 @@
+import type { Context, Middleware } from 'koa';
+import { AppError } from '../errors/app-error.ts';
+import type { Metrics } from '../metrics.ts';
+import type { CredentialResolver } from './credentials.ts';
+import type { Principal } from './principal.ts';
+import { ipBucket, limitsFor, principalBucket, type RateLimitOutcome, type RateLimitOverride, type RateLimiter, type RateLimits } from './rate-limiter.ts';
+
+export interface RateLimitDeps {
+  rateLimiter: RateLimiter;
+  metrics: Metrics;
+  /** The limits in force now (runtime settings: /v1/admin/settings). */
+  limits(): RateLimits & { overrides?: readonly RateLimitOverride[] };
+}
+
+/** Counts the request in `bucket`, sets the X-RateLimit-* headers, and refuses it with 429 when over. */
+async function enforce(ctx: Context, deps: RateLimitDeps, bucket: string, limits: RateLimits, surface: 'v1' | 'oauth'): Promise<void> {
+  const outcome = await deps.rateLimiter.check(bucket, limits);
+  if (!outcome.allowed) refuse(ctx, deps, outcome, surface);
+  setHeaders(ctx, deps, outcome);
+}
+
+function setHeaders(ctx: Context, deps: RateLimitDeps, outcome: RateLimitOutcome): Record<string, string> {
+  const headers = deps.rateLimiter.headers(outcome.state);
+  for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
+  return headers;
+}
+
+function refuse(ctx: Context, deps: RateLimitDeps, outcome: RateLimitOutcome, surface: 'v1' | 'oauth'): never {
+  const headers = setHeaders(ctx, deps, outcome);
+  deps.metrics.rateLimitRejections.inc({ surface, window: outcome.state.window });
+  throw new AppError('RATE_LIMITED', { headers: { 'Retry-After': headers['X-RateLimit-Reset-After'] } });
+}
+
+const clientOf = (principal: Principal): string | undefined => (principal.type === 'client' ? principal.subject : principal.clientId);
+
+/**
+ * The rate limit of /v1, in front of every /v1 route: once per request, before the handler
+ * runs. A request with a valid credential counts against that credential (API key, user,
+ * client or service account); anything else (no credential, a bad one) against its IP.
+ * The credential is resolved here once; the route reuses the result (the resolver
+ * remembers it per request), so limiting costs no second lookup.
+ */
+export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialResolver): Middleware {
+  return async (ctx, next) => {
+    const principal = await resolveCredential(ctx).catch((err: unknown) => {
+      // A missing or bad credential is the route's business (it answers 401); it counts per IP.
+      if (err instanceof AppError) return undefined;
+      throw err;
+    });
+    const { overrides = [], ...base } = deps.limits();
+    if (principal) {
+      await enforce(ctx, deps, principalBucket(principal), limitsFor(base, overrides, { clientId: clientOf(principal), scopes: principal.scopes }), 'v1');
+    } else {
+      await enforce(ctx, deps, ipBucket(ctx.ip), base, 'v1');
+    }
+    await next();
+  };
+}
+
+/** The provider's back-channel endpoints, where clients authenticate and ask for tokens. */
+export const LIMITED_OAUTH_PATHS = new Set(['/oauth/token', '/oauth/introspect', '/oauth/revoke', '/oauth/par', '/oauth/device/auth']);
+
+const CLIENT_ID = /^[\w.:@~-]{1,128}$/;
+
+/** The client_id of HTTP Basic client authentication (RFC 6749 §2.3.1: form-urlencoded, then base64). */
+export function basicClientId(authorization: string): string | undefined {
+  const m = /^Basic ([A-Za-z0-9+/]+={0,2})$/i.exec(authorization.trim());
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  try {
+    const id = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
+    return CLIENT_ID.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The rate limit of the OAuth back-channel (token, introspection, revocation, PAR, device
+ * authorization), ahead of the provider, which alone reads the body:
+ * - a client authenticating with HTTP Basic counts against its client_id, but only once it
+ *   has authenticated: before the provider runs, its bucket and its IP's are checked
+ *   without counting; afterwards a success counts against the client and a failed client
+ *   authentication against the IP. So someone who knows a client_id but not its secret
+ *   cannot use up that client's quota, and guessing secrets is limited per IP.
+ * - anything else (client_id in the body: public clients, client_secret_post,
+ *   private_key_jwt) counts against its IP before the provider runs; for a public app used
+ *   by many people that is the right bucket anyway.
+ */
+export function oauthRateLimit(deps: RateLimitDeps): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || !LIMITED_OAUTH_PATHS.has(ctx.path)) return next();
+    const { overrides = [], ...base } = deps.limits();
+    const clientId = basicClientId(ctx.get('authorization'));
+    if (!clientId) {
+      await enforce(ctx, deps, ipBucket(ctx.ip), base, 'oauth');
+      return next();
+    }
+    const clientBucket = { bucket: `oauth_client:${clientId}`, limits: limitsFor(base, overrides, { clientId }) };
+    const ipLimits = { bucket: ipBucket(ctx.ip), limits: base };
+    const [client, ip] = await Promise.all([
+      deps.rateLimiter.peek(clientBucket.bucket, clientBucket.limits),
+      deps.rateLimiter.peek(ipLimits.bucket, ipLimits.limits),
+    ]);
+    const full = [client, ip].find((o) => !o.allowed);
+    if (full) refuse(ctx, deps, full, 'oauth');
+    await next();
+    const failedClientAuth = ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
+    const charged = failedClientAuth ? ipLimits : clientBucket;
+    // The answer is already made; a counter store that failed since the check must not spoil it.
+    const outcome = await deps.rateLimiter.check(charged.bucket, charged.limits).catch(() => undefined);
+    if (outcome) setHeaders(ctx, deps, outcome);
+  };
+}
+
+/** The rate-limit wiring from the shared dependencies: limits come from the runtime settings. */
+export const rateLimitDepsOf = (deps: { rateLimiter: RateLimiter; metrics: Metrics; settings: { current(): { rateLimits: RateLimits & { overrides?: readonly RateLimitOverride[] } } } }): RateLimitDeps => ({
+  rateLimiter: deps.rateLimiter,
+  metrics: deps.metrics,
+  limits: () => deps.settings.current().rateLimits,
+});

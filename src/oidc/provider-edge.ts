@@ -1,0 +1,48 @@
+import type { Context, Middleware } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Metrics } from '../metrics.ts';
+import { StoreUnavailableError } from '../store/store.ts';
+import { renderMessage } from '../../views/message.ts';
+
+/** Whether an error (or anything in its cause chain) is the store being out of reach. */
+export function isStoreUnavailable(err: unknown): boolean {
+  for (let e = err, hops = 0; e && hops < 5; e = (e as { cause?: unknown }).cause, hops++) {
+    if (e instanceof StoreUnavailableError) return true;
+  }
+  return false;
+}
+
+/**
+ * Hooks on a provider instance: tokens issued per grant type for /metrics, and a mark on
+ * the request when a server_error came from the store being down (see providerStoreOutage).
+ * oidc-provider emits both on the request's own Koa context.
+ */
+export function instrumentProvider(provider: Provider, metrics: Metrics): void {
+  provider.on('grant.success', (ctx: { oidc?: { params?: { grant_type?: unknown } } }) => {
+    const grantType = ctx.oidc?.params?.grant_type;
+    metrics.tokensIssued.inc({ grant_type: typeof grantType === 'string' ? grantType : 'unknown' });
+  });
+  provider.on('server_error', (ctx: Context, err: unknown) => {
+    if (isStoreUnavailable(err)) ctx.state.storeUnavailable = true;
+  });
+}
+
+/**
+ * oidc-provider answers every unexpected error with 500 server_error. When the cause was the
+ * store being out of reach, the truth is 503 (try again shortly): JSON endpoints get
+ * RFC 6749's temporarily_unavailable, pages a plain "try again" page.
+ */
+export function providerStoreOutage(): Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (!ctx.state.storeUnavailable || ctx.status !== 500) return;
+    const requestId = String(ctx.state.requestId ?? '');
+    ctx.status = 503;
+    ctx.set('Retry-After', '5');
+    if (ctx.response.is('html')) {
+      ctx.body = renderMessage('Temporarily unavailable', ['The service is temporarily unavailable. Try again in a moment.', `Request id: ${requestId}`]);
+    } else {
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable', request_id: requestId };
+    }
+  };
+}

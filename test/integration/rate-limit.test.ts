@@ -1,0 +1,262 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomAlphanumeric } from '../../src/domain/ids.ts';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+
+const run = promisify(execFile);
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const tokenRequest = (server: TestServer, secret = server.demoClient.client_secret, headers: Record<string, string> = {}) =>
+  fetch(`${server.url}/oauth/token`, {
+    method: 'POST',
+    headers: { authorization: basic(server.demoClient.client_id, secret), 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'cmdb.read' }),
+  });
+
+async function clientToken(server: TestServer): Promise<string> {
+  const res = await tokenRequest(server);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+const limitHeaders = (res: Response) => ({
+  limit: Number(res.headers.get('x-ratelimit-limit')),
+  remaining: Number(res.headers.get('x-ratelimit-remaining')),
+  reset: Number(res.headers.get('x-ratelimit-reset')),
+  resetAfter: Number(res.headers.get('x-ratelimit-reset-after')),
+});
+
+const verify = (server: TestServer, headers: Record<string, string> = {}) => fetch(`${server.url}/v1/auth/verify`, { headers });
+
+describe('rate limits shared by two instances on one Redis', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let token: string;
+
+  beforeAll(async () => {
+    const shared = { prefix: `rl${randomAlphanumeric(6)}:`, secretKey: randomAlphanumeric(40), config: { rateLimitPerHour: 6, rateLimitBurst: 1000 } };
+    a = await startTestServer(shared);
+    // One deployment: both instances are the same issuer.
+    b = await startTestServer({ ...shared, config: { ...shared.config, publicUrl: a.url } });
+    token = await clientToken(a);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+  });
+
+  it('counts anonymous calls per IP down one limit across both instances, then answers 429 with every header', async () => {
+    for (let i = 0; i < 6; i++) {
+      const res = await verify(i % 2 ? b : a);
+      expect(res.status).toBe(401);
+      const h = limitHeaders(res);
+      expect(h).toMatchObject({ limit: 6, remaining: 5 - i });
+      expect(h.resetAfter).toBeGreaterThan(0);
+      expect(h.resetAfter).toBeLessThanOrEqual(3600);
+      expect(Math.abs(h.reset - (Date.now() / 1000 + h.resetAfter))).toBeLessThanOrEqual(2);
+    }
+    for (const server of [a, b]) {
+      const res = await verify(server, { 'x-request-id': 'limited-1' });
+      expect(res.status).toBe(429);
+      expect(limitHeaders(res)).toMatchObject({ limit: 6, remaining: 0 });
+      expect(res.headers.get('retry-after')).toBe(res.headers.get('x-ratelimit-reset-after'));
+      expect(await res.json()).toEqual({ error: 'Rate limit exceeded', code: 'RATE_LIMITED', request_id: 'limited-1' });
+    }
+  });
+
+  it('a valid credential has a bucket of its own; a bad one still counts against the IP', async () => {
+    const ok = await verify(a, { authorization: `Bearer ${token}` });
+    expect(ok.status).toBe(200);
+    expect(limitHeaders(ok)).toMatchObject({ limit: 6, remaining: 5 });
+    const again = await verify(b, { authorization: `Bearer ${token}` });
+    expect(limitHeaders(again)).toMatchObject({ limit: 6, remaining: 4 });
+    expect((await verify(a, { authorization: 'Bearer not.a.jwt' })).status).toBe(429);
+    expect((await verify(b, { 'x-api-key': 'nsa_live_forged0000000000000000000000000000' })).status).toBe(429);
+  });
+
+  it('reports rejections in /metrics', async () => {
+    const text = await (await fetch(`${a.url}/metrics`)).text();
+    expect(text).toMatch(/nsa_rate_limit_rejections_total\{surface="v1",window="hour"\} [1-9]/);
+  });
+});
+
+describe('the burst window', () => {
+  let server: TestServer;
+  let token: string;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { rateLimitPerHour: 1000, rateLimitBurst: 2, rateLimitBurstSeconds: 2 } });
+    token = await clientToken(server);
+  });
+  afterAll(() => server?.close());
+
+  it('reports the hourly quota, then the burst window once it is used up, refuses, and starts over when it ends', async () => {
+    const first = await verify(server);
+    expect(limitHeaders(first)).toMatchObject({ limit: 1000, remaining: 999 });
+    const second = await verify(server);
+    expect(limitHeaders(second)).toMatchObject({ limit: 2, remaining: 0 });
+    const refused = await verify(server);
+    expect(refused.status).toBe(429);
+    const h = limitHeaders(refused);
+    expect(h).toMatchObject({ limit: 2, remaining: 0 });
+    expect(h.resetAfter).toBeGreaterThanOrEqual(1);
+    expect(h.resetAfter).toBeLessThanOrEqual(2);
+    expect(refused.headers.get('retry-after')).toBe(String(h.resetAfter));
+
+    await sleep(h.resetAfter * 1000);
+    const after = await verify(server);
+    expect(after.status).toBe(401);
+    // The refused call counted against the hourly quota too.
+    expect(limitHeaders(after)).toMatchObject({ limit: 1000, remaining: 996 });
+  });
+
+  it("the guide's make_api_request_with_retry (Python) waits out a 429 and gets its answer", async () => {
+    const script = `
+import sys
+import time
+import requests
+
+def make_api_request_with_retry(url, headers):
+    """Make API request with automatic retry on rate limit"""
+    max_retries = 3
+    retry_count = 0
+    while retry_count < max_retries:
+        response = requests.get(url, headers=headers)
+        if response.status_code == 429:  # Too Many Requests
+            # Get retry after time
+            retry_after = int(response.headers.get('X-RateLimit-Reset-After', 60))
+            print(f"Rate limited. Waiting {retry_after} seconds...")
+            time.sleep(retry_after)
+            retry_count += 1
+            continue
+        return response
+    raise Exception("Max retries exceeded")
+
+url, token = sys.argv[1], sys.argv[2]
+headers = {'Authorization': f'Bearer {token}'}
+for _ in range(2):
+    requests.get(url, headers=headers)  # use up the burst
+response = make_api_request_with_retry(url, headers)
+print(response.status_code, response.json()['subject'])
+`;
+    const { stdout } = await run('/usr/bin/python3', ['-c', script, `${server.url}/v1/auth/verify`, token]);
+    expect(stdout).toMatch(/^Rate limited\. Waiting [12] seconds\.\.\.$/m);
+    expect(stdout.trim().split('\n').at(-1)).toBe(`200 ${server.demoClient.client_id}`);
+  });
+});
+
+describe('limits per client and per scope', () => {
+  let server: TestServer;
+  let token: string;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { rateLimitPerHour: 100, rateLimitBurst: 1000 } });
+    token = await clientToken(server);
+  });
+  afterAll(() => server?.close());
+
+  it('applies the first rule naming the client, else the first naming a scope the caller holds (runtime settings)', async () => {
+    expect(limitHeaders(await verify(server, { authorization: `Bearer ${token}` })).limit).toBe(100);
+    await server.deps.settings.update({ rateLimits: { overrides: [{ scope: 'reports.read', perHour: 7 }, { scope: 'cmdb.read', perHour: 40 }] } }, 'test');
+    expect(limitHeaders(await verify(server, { authorization: `Bearer ${token}` })).limit).toBe(40);
+    await server.deps.settings.update({ rateLimits: { overrides: [{ scope: 'cmdb.read', perHour: 40 }, { client: server.demoClient.client_id, perHour: 500 }] } }, 'test');
+    const res = await verify(server, { authorization: `Bearer ${token}` });
+    expect(limitHeaders(res)).toMatchObject({ limit: 500, remaining: 497 });
+    // Anonymous callers keep the default.
+    expect(limitHeaders(await verify(server)).limit).toBe(100);
+  });
+
+  it('refuses a malformed override list', async () => {
+    await expect(server.deps.settings.update({ rateLimits: { overrides: [{ perHour: 5 }] } } as never, 'test')).rejects.toThrow('invalid runtime policy');
+  });
+});
+
+describe('the OAuth token endpoint', () => {
+  let server: TestServer;
+  const attacker = { 'x-forwarded-for': '203.0.113.66' };
+  const clientHost = { 'x-forwarded-for': '198.51.100.10' };
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { trustProxy: true, rateLimitPerHour: 3, rateLimitBurst: 1000 } });
+  });
+  afterAll(() => server?.close());
+
+  it('charges failed client authentication to the IP, so a known client_id cannot be locked out by strangers', async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await tokenRequest(server, 'wrong-secret', attacker);
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
+    }
+    const refused = await tokenRequest(server, 'wrong-secret', attacker);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    const body = (await refused.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ error: 'temporarily_unavailable', error_description: 'Rate limit exceeded' });
+    // Even the right secret from the limited IP waits...
+    expect((await tokenRequest(server, undefined, attacker)).status).toBe(429);
+
+    // ...but the real client, elsewhere, has its whole quota.
+    for (let i = 0; i < 3; i++) {
+      const res = await tokenRequest(server, undefined, clientHost);
+      expect(res.status).toBe(200);
+      expect(limitHeaders(res)).toMatchObject({ limit: 3, remaining: 2 - i });
+    }
+  });
+
+  it('counts successful requests per client_id, wherever they come from', async () => {
+    const res = await tokenRequest(server, undefined, { 'x-forwarded-for': '192.0.2.44' });
+    expect(res.status).toBe(429);
+    expect(limitHeaders(res)).toMatchObject({ limit: 3, remaining: 0 });
+  });
+
+  it('counts requests without HTTP Basic per IP', async () => {
+    const send = () => fetch(`${server.url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': '192.0.2.99' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'no-such-client' }),
+    });
+    for (let i = 0; i < 3; i++) expect((await send()).status).toBe(401);
+    expect((await send()).status).toBe(429);
+  });
+});
+
+describe('per-IP limits behind a proxy', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { trustProxy: true, rateLimitPerHour: 3, rateLimitBurst: 1000 } });
+  });
+  afterAll(() => server?.close());
+
+  it('a client cannot dodge its limit by writing its own X-Forwarded-For entries', async () => {
+    // The proxy appends the address it saw (198.51.100.7); whatever the client wrote before it is ignored.
+    const statuses: number[] = [];
+    for (let i = 1; i <= 4; i++) statuses.push((await verify(server, { 'x-forwarded-for': `10.0.0.${i}, 198.51.100.7` })).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    // Another client behind the same proxy is not affected.
+    expect((await verify(server, { 'x-forwarded-for': '198.51.100.8' })).status).toBe(401);
+  });
+
+  it('groups IPv6 callers by /64', async () => {
+    const statuses: number[] = [];
+    for (let i = 1; i <= 4; i++) statuses.push((await verify(server, { 'x-forwarded-for': `2001:db8:1:2::${i}` })).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect((await verify(server, { 'x-forwarded-for': '2001:db8:1:3::1' })).status).toBe(401);
+  });
+});
+
+describe('rate limits on the memory store', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer({ store: 'memory', config: { rateLimitPerHour: 2, rateLimitBurst: 1000 } });
+  });
+  afterAll(() => server?.close());
+
+  it('count in process with the same headers', async () => {
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await verify(server)).status);
+    expect(statuses).toEqual([401, 401, 429]);
+  });
+});
