@@ -7,51 +7,12 @@ import { newId } from './ids.ts';
 import { canonicalIp, ipAllowed, MAX_ALLOW_LIST_ENTRIES, normaliseAllowListEntry } from './ip-allow-list.ts';
 import type { ServerSecrets } from './secrets.ts';
 import type { UserRepository } from './users.ts';
+import {
+  EXPIRED_KEY_RETENTION_MS, graceKey, idKey, keyStatus, knownIpKey, nameKey, ownerKeysKey, recordKey, touchKey, usedKey, viewOf,
+  type ApiKeyRecord, type ApiKeyView, type GraceMark, type LastUse,
+} from './api-key-records.ts';
 
-/** What is stored for a key. The key itself never is: only its keyed hash (HMAC). */
-export interface ApiKeyRecord {
-  id: string;
-  ownerId: string;
-  name: string;
-  description: string;
-  scopes: string[];
-  /** Normalised CIDRs; empty allows every address. */
-  allowedIps: string[];
-  environment: string;
-  /** keyedHash('api-key', key), hex. */
-  hash: string;
-  /** `nsa_<env>_` and 4 random characters, to tell keys apart in lists. */
-  prefix: string;
-  /** Epoch ms. */
-  createdAt: number;
-  expiresAt: number;
-  /** The lifetime asked for at creation; a successor gets the same. */
-  lifetimeMs: number;
-  rotatedFrom?: string;
-}
-
-/** Set on a key once it has been rotated: it dies at `until` (epoch ms). */
-interface GraceMark { until: number; successor: string }
-
-export type ApiKeyStatus = 'active' | 'rotated' | 'expired';
-
-/** Metadata a caller may see about a key: never the key or its hash. */
-export interface ApiKeyView {
-  id: string;
-  name: string;
-  description: string;
-  prefix: string;
-  scopes: string[];
-  allowedIps: string[];
-  environment: string;
-  status: ApiKeyStatus;
-  createdAt: string;
-  expiresAt: string;
-  lastUsedAt: string | null;
-  lastUsedIp: string | null;
-  rotatedFrom?: string;
-  rotatedTo?: string;
-}
+export type { ApiKeyRecord, ApiKeyStatus, ApiKeyView } from './api-key-records.ts';
 
 export interface ApiKeyPolicy {
   maxLifetimeMs: number;
@@ -93,24 +54,9 @@ export interface NewApiKeyInput {
   environment?: string;
 }
 
-/** How long metadata of an expired key stays listable before the store drops it. */
-export const EXPIRED_KEY_RETENTION_MS = 7 * 24 * 3600 * 1000;
 /** Last-use time and address are written at most this often per key and address. */
 export const LAST_USE_RESOLUTION_MS = 60_000;
 const LOCAL_TOUCH_CACHE_MAX = 10_000;
-
-// Keys: the record and its grace mark share the hash's tag (read together with one MGET);
-// keys about one key id share the id's tag (deleted together).
-const recordKey = (hash: string) => `apikey:{${hash}}`;
-const graceKey = (hash: string) => `apikey:{${hash}}:grace`;
-const idKey = (id: string) => `apikey-id:{${id}}`;
-const usedKey = (id: string) => `apikey-id:{${id}}:used`;
-const knownIpKey = (id: string, ip: string) => `apikey-id:{${id}}:ip:${ip}`;
-const touchKey = (id: string, ip: string) => `apikey-id:{${id}}:touch:${ip}`;
-const ownerKeysKey = (ownerId: string) => `user-apikeys:${ownerId}`;
-const nameKey = (ownerId: string, name: string) => `apikey-name:${ownerId}:${encodeURIComponent(normaliseName(name))}`;
-
-export const normaliseName = (name: string): string => name.trim().toLowerCase();
 
 const intersect = (a: readonly string[], b: readonly string[]): string[] => {
   const set = new Set(b);
@@ -143,11 +89,8 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
 
   const retentionMs = (record: ApiKeyRecord) => Math.max(1, record.expiresAt - clock.now()) + EXPIRED_KEY_RETENTION_MS;
 
-  function statusOf(record: ApiKeyRecord, grace: GraceMark | null): { status: ApiKeyStatus; diesAt: number } {
-    const diesAt = Math.min(record.expiresAt, grace?.until ?? Number.POSITIVE_INFINITY);
-    if (clock.now() >= diesAt) return { status: 'expired', diesAt };
-    return { status: grace ? 'rotated' : 'active', diesAt };
-  }
+  const statusOf = (record: ApiKeyRecord, grace: GraceMark | null) => keyStatus(record, grace, clock.now());
+  const toView = (record: ApiKeyRecord, grace: GraceMark | null, used: LastUse | null) => viewOf(record, grace, used, clock.now());
 
   async function loadById(id: string): Promise<{ record: ApiKeyRecord; grace: GraceMark | null } | null> {
     const hash = await store.get(idKey(id));
@@ -167,26 +110,6 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
     const owner = await users.findById(ownerId);
     if (!owner || owner.disabled) throw new ApiKeyError('owner_invalid');
     return owner;
-  }
-
-  function toView(record: ApiKeyRecord, grace: GraceMark | null, used: { at: number; ip: string } | null): ApiKeyView {
-    const { status, diesAt } = statusOf(record, grace);
-    return {
-      id: record.id,
-      name: record.name,
-      description: record.description,
-      prefix: record.prefix,
-      scopes: record.scopes,
-      allowedIps: record.allowedIps,
-      environment: record.environment,
-      status,
-      createdAt: new Date(record.createdAt).toISOString(),
-      expiresAt: new Date(diesAt).toISOString(),
-      lastUsedAt: used ? new Date(used.at).toISOString() : null,
-      lastUsedIp: used?.ip ?? null,
-      ...(record.rotatedFrom ? { rotatedFrom: record.rotatedFrom } : {}),
-      ...(grace ? { rotatedTo: grace.successor } : {}),
-    };
   }
 
   /** Claims the owner's name for a key id; a claim held by a dead key is taken over. */
