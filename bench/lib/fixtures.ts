@@ -9,6 +9,11 @@ export const basicAuth = (id: string, secret: string): string =>
 
 const secret = () => randomBytes(24).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x');
 
+export interface BenchUser {
+  email: string;
+  password: string;
+}
+
 export interface BenchClient {
   clientId: string;
   secret: string;
@@ -32,6 +37,12 @@ export interface Fixtures {
   web: BenchClient & { redirectUri: string };
   /** Account id the bare provider's development login form accepts. */
   bareAccount: string;
+  /**
+   * Ordinary users (scope cmdb.read), one per connection, created through the admin API on
+   * first use: lockout counts attempts per account before checking the password, so many
+   * parallel logins of one account would (rightly) lock it.
+   */
+  users: BenchUser[];
   remove(): void;
 }
 
@@ -75,6 +86,7 @@ export function createFixtures(): Fixtures {
     cc,
     web,
     bareAccount: 'bench-user',
+    users: [],
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -64,10 +64,10 @@ export async function measureRun(ctx: BenchContext, plan: Plan, durationS: numbe
   const sample = await driver(durationS);
   const cpuAfter = sumOver(pids, cpuSeconds);
   const redisAfter = await redisSnapshot(ctx.redis);
-  const commands = commandsBetween(redisBefore, redisAfter);
+  const commands = plan.noStore ? { total: Number.NaN, byCommand: {} } : commandsBetween(redisBefore, redisAfter);
   return toRunResult(sample, cpuAfter - cpuBefore, sumOver(pids, rssBytes), {
     ...commands,
-    cpuS: redisAfter.cpuSeconds - redisBefore.cpuSeconds,
+    cpuS: plan.noStore ? Number.NaN : redisAfter.cpuSeconds - redisBefore.cpuSeconds,
   });
 }
 

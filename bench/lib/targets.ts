@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { freePort } from '../../test/support/redis-server.ts';
+import { settings } from '../../src/config/schema.ts';
 import type { SelfSignedCert } from '../../test/support/self-signed-cert.ts';
 import type { Fixtures } from './fixtures.ts';
 import type { BenchOptions } from './options.ts';
@@ -121,7 +122,12 @@ export function createStarter(deps: TargetDeps) {
       return { name: 'bare Koa hello', script: 'bench/baselines/koa-hello.ts', env: { NODE_ENV: 'production', PORT: String(port) }, port, url: local, readyPath: '/' };
     }
     if (key === targets.argon2) {
-      return { name: 'raw argon2id', script: 'bench/baselines/argon2-rate.ts', env: {}, port, startNote: 'includes hashing one password' };
+      // The server's own defaults, so the baseline hashes exactly as a login does.
+      const env = {
+        ARGON2_MEMORY_KIB: String(settings.argon2MemoryKiB.schema.parse(undefined)),
+        ARGON2_TIME_COST: String(settings.argon2TimeCost.schema.parse(undefined)),
+      };
+      return { name: 'raw argon2id', script: 'bench/baselines/argon2-rate.ts', env, port, startNote: 'includes hashing one password' };
     }
     throw new Error(`unknown bench target ${key}`);
   };

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { CookieJar, decode, follow, signInThroughForms, submit } from '../../test/support/form-login.ts';
-import type { BenchClient, Fixtures } from './fixtures.ts';
+import type { BenchClient, BenchUser, Fixtures } from './fixtures.ts';
 
 async function tokenRequest(baseUrl: string, client: BenchClient, params: Record<string, string>): Promise<Record<string, unknown>> {
   const res = await fetch(`${baseUrl}/oauth/token`, {
@@ -50,9 +50,9 @@ async function exchangeCode(baseUrl: string, fixtures: Fixtures, callback: strin
 }
 
 /** A fresh login on our server (its real login and consent pages): one grant, one refresh token. */
-export async function subjectRefreshToken(baseUrl: string, fixtures: Fixtures): Promise<string> {
+export async function subjectRefreshToken(baseUrl: string, fixtures: Fixtures, user: BenchUser): Promise<string> {
   const { url, verifier } = authorizationRequest(baseUrl, fixtures);
-  const callback = await signInThroughForms(url, baseUrl, fixtures.admin);
+  const callback = await signInThroughForms(url, baseUrl, user);
   return exchangeCode(baseUrl, fixtures, callback, verifier);
 }
 
@@ -71,16 +71,59 @@ export async function bareRefreshToken(baseUrl: string, fixtures: Fixtures): Pro
   return exchangeCode(baseUrl, fixtures, step.final, verifier);
 }
 
-/** n results of `make`, at most `parallel` at a time. */
-export async function many<T>(n: number, parallel: number, make: () => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
+/** n results of `make(i)`, in order, at most `parallel` at a time. */
+export async function many<T>(n: number, parallel: number, make: (i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = new Array(n);
   let next = 0;
   const worker = async () => {
     while (next < n) {
-      next++;
-      out.push(await make());
+      const i = next++;
+      out[i] = await make(i);
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, n) }, worker));
   return out;
+}
+
+/** POST /v1/auth/login: a JWT access token and a refresh token of a new login. */
+export async function firstPartyLogin(baseUrl: string, user: BenchUser): Promise<{ token: string; refreshToken: string }> {
+  const res = await fetch(`${baseUrl}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: user.email, password: user.password }),
+  });
+  const body = (await res.json()) as { token?: string; refreshToken?: string };
+  if (res.status !== 200 || !body.token || !body.refreshToken) throw new Error(`login at ${baseUrl}: ${res.status} ${JSON.stringify(body)}`);
+  return { token: body.token, refreshToken: body.refreshToken };
+}
+
+/** A new API key of the signed-in user (POST /v1/auth/api-keys), with one scope. */
+export async function createApiKey(baseUrl: string, accessToken: string, scope: string): Promise<string> {
+  const res = await fetch(`${baseUrl}/v1/auth/api-keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: `bench ${randomBytes(6).toString('hex')}`, scopes: [scope], expiresIn: '1d' }),
+  });
+  const body = (await res.json()) as { apiKey?: string };
+  if (res.status !== 201 || !body.apiKey) throw new Error(`API key creation at ${baseUrl}: ${res.status} ${JSON.stringify(body)}`);
+  return body.apiKey;
+}
+
+/** At least `n` ordinary bench users (created once through POST /v1/admin/users, kept in fixtures). */
+export async function benchUsers(baseUrl: string, fixtures: Fixtures, n: number): Promise<BenchUser[]> {
+  if (fixtures.users.length < n) {
+    const { token } = await firstPartyLogin(baseUrl, fixtures.admin);
+    const created = await many(n - fixtures.users.length, 2, async (i) => {
+      const user = { email: `bench-user-${fixtures.users.length + i}@example.com`, password: fixtures.admin.password };
+      const res = await fetch(`${baseUrl}/v1/admin/users`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ...user, name: 'Bench user', scopes: ['cmdb.read'] }),
+      });
+      if (res.status !== 201) throw new Error(`creating ${user.email} at ${baseUrl}: ${res.status} ${await res.text()}`);
+      return user;
+    });
+    fixtures.users.push(...created);
+  }
+  return fixtures.users.slice(0, n);
 }

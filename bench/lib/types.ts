@@ -36,6 +36,8 @@ export interface Plan {
   label: string;
   /** Pool keys of the processes whose CPU and memory count as "the server" for this line. */
   processes: string[];
+  /** True when the line's processes use no store: its Redis figures are left out (they would only show other processes' background commands). */
+  noStore?: boolean;
   /**
    * Prepares one run outside the timed window (tokens, refresh chains) and returns its
    * driver. Called again before every run, so nothing consumed by one run is reused.

@@ -291,7 +291,7 @@ describe('HTTP edge (Redis store)', () => {
   });
 
   describe('errors and bodies on /v1', () => {
-    const login = (body: BodyInit, contentType = 'application/json') =>
+    const login = (body: string | Buffer, contentType = 'application/json') =>
       fetch(`${server.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': contentType }, body });
     const unique = () => `nobody-${Math.random().toString(36).slice(2, 10)}@example.test`;
     const nested = (depth: number) => `{"email":${'['.repeat(depth)}1${']'.repeat(depth)},"password":"x"}`;
