@@ -95,10 +95,12 @@ export function createAssertionVerifier(deps: { accounts: ServiceAccountReposito
     if (problem) return withAccount('invalid_grant', problem.reason, problem.description);
 
     const requested = parseScope(input.scope as string | undefined);
-    const ceiling = input.allowedScopes ? account.scopes.filter((s) => input.allowedScopes!.includes(s)) : account.scopes;
-    if (requested.length && !isSubset(requested, ceiling)) {
+    if (!isSubset(requested, account.scopes)) {
       return withAccount('invalid_scope', 'scope', 'the requested scope exceeds the scopes of the service account');
     }
+    // A client that names itself narrows further: its own registered scope.
+    const ceiling = input.allowedScopes ? account.scopes.filter((s) => input.allowedScopes!.includes(s)) : account.scopes;
+    if (!isSubset(requested, ceiling)) return withAccount('invalid_scope', 'client_scope', 'the requested scope is not allowed for this client');
     const scopes = requested.length ? [...new Set(requested)] : ceiling;
 
     if (typeof claims.jti === 'string') {

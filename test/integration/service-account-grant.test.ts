@@ -4,6 +4,7 @@ import { SignJWT, base64url, exportJWK, importPKCS8 } from 'jose';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { api } from '../support/admin-client.ts';
 import { clientAccessToken } from '../support/user-token.ts';
+import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import {
   assertion, createServiceAccount, decodeHeader, decodeJwt, JWT_BEARER, newKeyPair, postForm, V1_TOKEN_PATH, type KeyPair,
 } from '../support/service-account.ts';
@@ -109,7 +110,7 @@ describe('service-account JWT-bearer grant (Redis)', () => {
     expect(allowed.body.scope).toBe('cmdb.read');
     expect(decodeJwt(allowed.body.access_token)).toMatchObject({ sub: accountId, client_id: 'ci-runner' });
     const widened = await postForm(server, '/oauth/token', { grant_type: JWT_BEARER, assertion: await sign(), scope: 'reports.read' }, basic('ci-runner', 'ci-runner-secret-0123456789abcdef'));
-    expect(widened.body.error).toBe('invalid_scope');
+    expect(widened.body).toMatchObject({ error: 'invalid_scope', error_description: 'the requested scope is not allowed for this client' });
 
     const demo = await postForm(server, '/oauth/token', { grant_type: JWT_BEARER, assertion: await sign() }, basic(server.demoClient.client_id, server.demoClient.client_secret));
     expect(demo.status).toBe(400);
@@ -363,5 +364,34 @@ describe('service-account JWT-bearer grant with SERVICE_ACCOUNT_REQUIRE_JTI', ()
     expect(refused.body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/jti claim is required/) });
     const accepted = await postForm(server, V1_TOKEN_PATH, { grant_type: JWT_BEARER, assertion: await assertion(key, id, aud) });
     expect(accepted.status).toBe(200);
+  });
+});
+
+describe('service-account JWT-bearer grant on two instances sharing Redis', () => {
+  let a: TestServer;
+  let b: TestServer;
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  it('refuses at instance B a jti spent at instance A, and B honours a key retired at A', async () => {
+    const prefix = `sa2${randomAlphanumeric(6)}:`;
+    a = await startTestServer({ prefix });
+    b = await startTestServer({ prefix, config: { publicUrl: a.url } });
+    const admin = await clientAccessToken(a, 'admin.settings cmdb.read');
+    const key = await newKeyPair('ES256');
+    const account = await createServiceAccount(a, admin, { name: 'shared', scopes: ['cmdb.read'], publicKey: key.publicPem });
+    const jwt = await assertion(key, account.id, `${a.url}/oauth/token`);
+
+    const first = await postForm(a, V1_TOKEN_PATH, { grant_type: JWT_BEARER, assertion: jwt });
+    expect(first.status).toBe(200);
+    expect((await b.deps.accessTokens.verify(first.body.access_token)).ok).toBe(true);
+    const replay = await postForm(b, '/oauth/token', { grant_type: JWT_BEARER, assertion: jwt });
+    expect(replay.body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/already used/) });
+
+    expect((await api(a, 'POST', `/v1/admin/service-accounts/${account.id}/keys/${account.keys[0].kid}/retire`, { token: admin })).status).toBe(200);
+    const afterRetire = await postForm(b, V1_TOKEN_PATH, { grant_type: JWT_BEARER, assertion: await assertion(key, account.id, `${a.url}/oauth/token`) });
+    expect(afterRetire.body.error).toBe('invalid_grant');
   });
 });
