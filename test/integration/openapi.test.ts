@@ -14,10 +14,11 @@ function mountedV1Routes(server: TestServer): string[] {
     if (!router) continue;
     for (const layer of router.stack) {
       const path = String(layer.path);
-      if (!path.startsWith('/v1/') || path.includes('{*')) continue;
+      // The JSON 404 catch-all is not an operation; other wildcards ({*name}) are.
+      if (!path.startsWith('/v1/') || path === '/v1/{*rest}') continue;
       for (const method of layer.methods) {
         if (method === 'HEAD') continue;
-        routes.add(`${method} ${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
+        routes.add(`${method} ${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\{\*([A-Za-z0-9_]+)\}/g, '{$1}')}`);
       }
     }
   }
