@@ -95,14 +95,14 @@ function ratioCell(s: ScenarioResult): string {
 export function tableRows(results: ScenarioResult[]): string[][] {
   const rows: string[][] = [];
   for (const s of results) {
-    rows.push([...lineCells(`${s.title}: ${s.subject.label}`, s.subject.median), ratioCell(s)]);
+    rows.push([...lineCells(s.title, s.subject.median), ratioCell(s)]);
     if (s.ratioOf === 'perCpuSecond') {
-      rows.push([`  ↳ ours per vCPU: 2xx responses per second of server CPU`, whole(s.subject.median.perCpuSecond), '', '', '', '', '', '', '']);
+      rows.push([`  ↳ ours per vCPU (req/s per server CPU-s)`, whole(s.subject.median.perCpuSecond), '', '', '', '', '', '', '']);
     }
     if (isPublished(s.baseline)) {
-      rows.push([`  ↳ baseline: ${s.baseline.label} (${s.baseline.unit})`, String(s.baseline.value), '', '', '', '', '', '', 'published figure']);
+      rows.push([`  ↳ ${s.baseline.label}`, String(s.baseline.value), '', '', '', '', '', '', s.baseline.unit]);
     } else {
-      rows.push([...lineCells(`  ↳ baseline: ${s.baseline.label}`, s.baseline.median), '']);
+      rows.push([...lineCells(`  ↳ ${s.baseline.label}`, s.baseline.median), '']);
     }
   }
   return rows;

@@ -31,7 +31,7 @@ export const ACCESS_TOKEN_ALGS = ['ES256', 'EdDSA', 'RS256'] as const;
 
 export const clientCredentialsScenarios: Scenario[] = ACCESS_TOKEN_ALGS.map((alg) => ({
   id: `cc-${alg.toLowerCase()}`,
-  title: `client_credentials → JWT access token (${alg})`,
+  title: `client_credentials → JWT (${alg})`,
   subject: clientCredentialsPlan(`ours-cc-${alg}`, `nopesight-auth, ACCESS_TOKEN_ALG=${alg}`, targets.server(alg)),
   baseline: clientCredentialsPlan(`bare-cc-${alg}`, `bare oidc-provider, ${alg}`, targets.bare(alg)),
   target: 0.85,

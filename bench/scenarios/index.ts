@@ -4,6 +4,7 @@ import { introspectionScenario } from './introspection.ts';
 import { firstPartyRefreshScenario, refreshRotationScenario } from './refresh-rotation.ts';
 import { verifyApiKeyScenario, verifyJwtScenario } from './verify.ts';
 import { loginScenario } from './login.ts';
+import { serviceAccountScenario } from './service-account.ts';
 import { scaleOutScenario } from './scale-out.ts';
 import { tlsScenario } from './tls-new-connection.ts';
 
@@ -19,12 +20,11 @@ export const scenarios: Scenario[] = [
   firstPartyRefreshScenario,
   verifyApiKeyScenario,
   verifyJwtScenario,
+  serviceAccountScenario,
   loginScenario,
   scaleOutScenario,
   tlsScenario,
 ];
 
 /** Hot paths of the issue that have no scenario yet, and why. Empty once every endpoint exists. */
-export const pendingScenarios: { title: string; reason: string }[] = [
-  { title: 'jwt-bearer service-account grant vs bare provider client_credentials (target ≥ 0.70)', reason: 'POST /v1/auth/service-account/token is not implemented yet (issue 5)' },
-];
+export const pendingScenarios: { title: string; reason: string }[] = [];

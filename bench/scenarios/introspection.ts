@@ -38,9 +38,9 @@ function introspectionPlan(id: string, label: string, processKey: string, tokenP
 
 export const introspectionScenario: Scenario = {
   id: 'introspect',
-  title: '/oauth/introspect (active token)',
+  title: '/oauth/introspect, active JWT',
   subject: introspectionPlan('ours-introspect', 'nopesight-auth, ES256 JWT access token', targets.server('ES256'), {}),
-  baseline: introspectionPlan('bare-introspect', 'bare oidc-provider, opaque token from Redis', targets.bare('ES256'), { resource: 'urn:bench:opaque' }),
+  baseline: introspectionPlan('bare-introspect', 'bare oidc-provider, opaque token', targets.bare('ES256'), { resource: 'urn:bench:opaque' }),
   target: 0.85,
   ratioOf: 'rps',
 };

@@ -39,7 +39,7 @@ const loginPlan: Plan = {
 /** The same number of argon2id verifications in flight as the login line has connections. */
 const argon2Plan: Plan = {
   id: 'raw-argon2id',
-  label: 'raw argon2id verifications, same parameters and in-flight count',
+  label: 'raw argon2id verify, same parameters',
   processes: [targets.argon2],
   noStore: true,
   async prepare(ctx) {
@@ -50,7 +50,7 @@ const argon2Plan: Plan = {
 
 export const loginScenario: Scenario = {
   id: 'login',
-  title: 'POST /v1/auth/login (argon2id)',
+  title: '/v1/auth/login (argon2id)',
   subject: loginPlan,
   baseline: argon2Plan,
   target: 0.8,

@@ -74,11 +74,11 @@ function refreshPlan(id: string, label: string, processKey: string, shape: Refre
   };
 }
 
-const bareRefresh = () => refreshPlan('bare-refresh', 'bare oidc-provider refresh grant, one chain per connection', targets.bare('ES256'), oauthRefresh, bareRefreshToken, false);
+const bareRefresh = () => refreshPlan('bare-refresh', 'bare oidc-provider refresh grant', targets.bare('ES256'), oauthRefresh, bareRefreshToken, false);
 
 export const refreshRotationScenario: Scenario = {
   id: 'refresh-oauth',
-  title: 'refresh-token rotation, POST /oauth/token (authorization-code logins)',
+  title: 'refresh rotation, /oauth/token',
   subject: refreshPlan('ours-refresh-oauth', 'nopesight-auth, one chain per connection', targets.server('ES256'), oauthRefresh, subjectRefreshToken, true),
   baseline: bareRefresh(),
   target: 0.8,
@@ -87,7 +87,7 @@ export const refreshRotationScenario: Scenario = {
 
 export const firstPartyRefreshScenario: Scenario = {
   id: 'refresh-v1',
-  title: 'refresh-token rotation, POST /v1/auth/refresh (first-party logins)',
+  title: 'refresh rotation, /v1/auth/refresh',
   subject: refreshPlan('ours-refresh-v1', 'nopesight-auth, one chain per connection', targets.server('ES256'), firstPartyRefresh, async (url, _fixtures, user) => (await firstPartyLogin(url, user)).refreshToken, true),
   baseline: bareRefresh(),
   target: 0.8,

@@ -18,7 +18,7 @@ const twoInstances: Plan = {
 
 export const scaleOutScenario: Scenario = {
   id: 'scale-out',
-  title: 'two instances on one Redis, client_credentials (ES256)',
+  title: 'client_credentials, 2 instances, 1 Redis',
   subject: twoInstances,
   baseline: clientCredentialsPlan('ours-cc-x1', 'one nopesight-auth process', targets.server('ES256')),
   target: 1.6,

@@ -27,7 +27,7 @@ export const keycloakClientCredentials: PublishedFigure = {
 
 export const tlsScenario: Scenario = {
   id: 'tls-new-conn',
-  title: 'client_credentials over TLS, new connection per request, per vCPU',
+  title: 'client_credentials, TLS, new conn./request',
   subject: tlsPerRequest,
   baseline: keycloakClientCredentials,
   target: 10,

@@ -40,7 +40,7 @@ const requires = [{ method: 'GET', path: '/v1/auth/verify' }];
 
 export const verifyApiKeyScenario: Scenario = {
   id: 'verify-api-key',
-  title: 'GET /v1/auth/verify with an API key (X-API-Key)',
+  title: '/v1/auth/verify, API key',
   subject: verifyPlan('ours-verify-api-key', 'nopesight-auth', async (url, ctx) => {
     const [user] = await benchUsers(url, ctx.fixtures, 1);
     const { token } = await firstPartyLogin(url, user);
@@ -54,7 +54,7 @@ export const verifyApiKeyScenario: Scenario = {
 
 export const verifyJwtScenario: Scenario = {
   id: 'verify-jwt',
-  title: 'GET /v1/auth/verify with a JWT (Authorization: Bearer)',
+  title: '/v1/auth/verify, JWT',
   subject: verifyPlan('ours-verify-jwt', 'nopesight-auth, user access token from /v1/auth/login', async (url, ctx) => {
     const [user] = await benchUsers(url, ctx.fixtures, 1);
     const { token } = await firstPartyLogin(url, user);

@@ -1,0 +1,89 @@
+import { createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import type autocannon from 'autocannon';
+import { runCannons } from '../lib/autocannon-load.ts';
+import { targets } from '../lib/targets.ts';
+import { firstPartyLogin } from '../lib/tokens.ts';
+import type { BenchContext, Plan, Scenario } from '../lib/types.ts';
+import { clientCredentialsPlan } from './client-credentials.ts';
+
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const PATH = '/v1/auth/service-account/token';
+
+interface KeyFile {
+  account_id: string;
+  key_id: string;
+  private_key: string;
+  token_uri: string;
+}
+
+/** A service account with a server-made ES256 key pair (POST /v1/admin/service-accounts as the admin). */
+async function createServiceAccount(url: string, ctx: BenchContext): Promise<KeyFile> {
+  const { token } = await firstPartyLogin(url, ctx.fixtures.admin);
+  const res = await fetch(`${url}/v1/admin/service-accounts`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: `bench ${randomBytes(4).toString('hex')}`, scopes: ['cmdb.read'], alg: 'ES256' }),
+  });
+  const body = (await res.json()) as { keyFile?: KeyFile };
+  if (res.status !== 201 || !body.keyFile) throw new Error(`service account creation at ${url}: ${res.status} ${JSON.stringify(body)}`);
+  return body.keyFile;
+}
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** One RFC 7523 assertion: iss = sub = the account, aud = its token URI, a unique jti, 5 minutes to live. */
+function assertion(file: KeyFile, key: KeyObject): string {
+  const iat = Math.floor(Date.now() / 1000);
+  const input = `${b64({ alg: 'ES256', typ: 'JWT', kid: file.key_id })}.${b64({
+    iss: file.account_id, sub: file.account_id, aud: file.token_uri, iat, exp: iat + 300, jti: randomBytes(16).toString('base64url'),
+  })}`;
+  return `${input}.${sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+}
+
+/**
+ * The JWT-bearer grant at the guide's endpoint. Every request carries a new assertion (its
+ * jti is single use), signed before the timed window: enough for the run at 1.5 × the
+ * rate last seen, and signed on the spot (in the load generator) only if they run out.
+ */
+function serviceAccountPlan(): Plan {
+  const key = targets.server('ES256');
+  let file: KeyFile | undefined;
+  let lastRate = 3000;
+  return {
+    id: 'ours-jwt-bearer',
+    label: 'nopesight-auth, POST /v1/auth/service-account/token (ES256 assertion, new jti each)',
+    processes: [key],
+    async prepare(ctx) {
+      const target = await ctx.pool.get(key);
+      file ??= await createServiceAccount(target.url, ctx);
+      const privateKey = createPrivateKey(file.private_key);
+      const plannedS = Math.max(ctx.options.durationS, ctx.options.warmupS);
+      const pool = Array.from({ length: Math.ceil(Math.max(lastRate, 200) * plannedS * 1.5) }, () => assertion(file!, privateKey));
+      const body = (a: string) => `grant_type=${encodeURIComponent(JWT_BEARER)}&assertion=${a}&scope=cmdb.read`;
+      const check = await fetch(target.url + PATH, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: body(pool.pop()!) });
+      if (check.status !== 200) throw new Error(`jwt-bearer grant at ${target.url}: ${check.status} ${await check.text()}`);
+      let signedLate = 0;
+      const next = () => pool.pop() ?? (signedLate++, assertion(file!, privateKey));
+      const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+      const setupClient = (client: autocannon.Client) => {
+        client.setRequests([{ method: 'POST', path: PATH, headers, setupRequest: (request) => ({ ...request, body: body(next()) }) }]);
+      };
+      return async (durationS) => {
+        const sample = await runCannons([{ url: target.url, connections: ctx.options.connections, method: 'POST', path: PATH, headers, body: body(next()), setupClient }], durationS);
+        lastRate = sample.ok / sample.durationS;
+        if (signedLate) ctx.log(`    ${signedLate} assertions were signed during the run (the pre-signed ones ran out)`);
+        return sample;
+      };
+    },
+  };
+}
+
+export const serviceAccountScenario: Scenario = {
+  id: 'jwt-bearer',
+  title: 'jwt-bearer grant (service account)',
+  subject: serviceAccountPlan(),
+  baseline: clientCredentialsPlan('bare-cc-ES256', 'bare oidc-provider client_credentials, ES256', targets.bare('ES256')),
+  target: 0.7,
+  ratioOf: 'rps',
+  requires: [{ method: 'POST', path: PATH }, { method: 'POST', path: '/v1/admin/service-accounts' }],
+};
