@@ -7,7 +7,7 @@
 #   python3-jwt, -requests, -pyotp, -cryptography
 #                              client-side tests written against the API guide
 #                              (always run with /usr/bin/python3, Debian's)
-#   nginx (optional)           reverse-proxy test; skipped by that test when absent
+#   nginx                      the gateway (auth_request) test in front of /v1/auth/verify
 #
 # Set NOPESIGHT_SKIP_SYSTEM_SETUP=1 to skip this script entirely.
 set -euo pipefail
@@ -46,7 +46,7 @@ fi
 if command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]; then
   echo "nginx: present"
 else
-  optional+=(nginx); label[nginx]=nginx
+  need nginx nginx
 fi
 
 if (( ${#required[@]} == 0 && ${#optional[@]} == 0 )); then
@@ -87,6 +87,8 @@ if (( ${#required[@]} > 0 )); then
   echo "setup-system: installing ${required[*]}"
   apt-get install "${apt_opts[@]}" "${required[@]}" >/dev/null
   for pkg in "${required[@]}"; do echo "${label[$pkg]}: installed ($pkg)"; done
+  # The tests start their own nginx; don't leave a system one on port 80.
+  if [[ " ${required[*]} " == *" nginx "* ]]; then service nginx stop >/dev/null 2>&1 || true; fi
 fi
 
 if (( ${#optional[@]} > 0 )); then
@@ -105,5 +107,6 @@ fi
 # Verify what the tests rely on.
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null
 [[ -x /usr/bin/chromium ]]
+[[ -x /usr/sbin/nginx ]]
 "$PY" -c 'import jwt, requests, pyotp, cryptography'
 echo "setup-system: ok"

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -93,7 +92,7 @@ http {
   };
 }
 
-describe.skipIf(!existsSync(NGINX))('nginx auth_request in front of /v1/cmdb/servers (docs/nginx/api-gateway.conf)', () => {
+describe('nginx auth_request in front of /v1/cmdb/servers (docs/nginx/api-gateway.conf)', () => {
   let server: TestServer;
   let nginx: Nginx;
   let user: TestUser;
