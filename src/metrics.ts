@@ -24,7 +24,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   });
   const tokensIssued = new Counter({
     name: 'nsa_tokens_issued_total',
-    help: 'Successful token requests, by grant type',
+    help: 'Access tokens issued, by the grant they came from (OAuth grant types, first_party_login for /v1/auth/login)',
     labelNames: ['grant_type'] as const,
     registers: [registry],
   });

@@ -5,5 +5,6 @@ import type { RequestFacts } from '../domain/audit.ts';
 export const requestFacts = (ctx: Context): RequestFacts => ({
   ip: ctx.ip || undefined,
   requestId: typeof ctx.state.requestId === 'string' ? ctx.state.requestId : undefined,
-  clientVersion: ctx.get('x-client-version').slice(0, 64) || undefined,
+  // X-Client-Version as koa-client-version.ts kept it: short and plain, else nothing.
+  clientVersion: typeof ctx.state.clientVersion === 'string' ? ctx.state.clientVersion : undefined,
 });

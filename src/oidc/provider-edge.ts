@@ -12,16 +12,26 @@ export function isStoreUnavailable(err: unknown): boolean {
   return false;
 }
 
+/** The grant an access token came from: the last step of its `gty` ("authorization_code refresh_token" → refresh_token). */
+export function grantLabel(gty: unknown): string {
+  const last = typeof gty === 'string' ? gty.trim().split(/\s+/).at(-1) ?? '' : '';
+  return /^[\w.:-]{1,80}$/.test(last) ? last : 'other';
+}
+
 /**
- * Hooks on a provider instance: tokens issued per grant type for /metrics, and a mark on
- * the request when a server_error came from the store being down (see providerStoreOutage).
- * oidc-provider emits both on the request's own Koa context.
+ * Hooks on a provider instance: access tokens issued, by grant, for /metrics (the model
+ * events cover the token endpoint and the /v1 logins and service-account tokens minted
+ * with the provider's models alike), and a mark on the request when a server_error came
+ * from the store being down (see providerStoreOutage). oidc-provider emits server_error
+ * with the request's own Koa context.
  */
 export function instrumentProvider(provider: Provider, metrics: Metrics): void {
-  provider.on('grant.success', (ctx: { oidc?: { params?: { grant_type?: unknown } } }) => {
-    const grantType = ctx.oidc?.params?.grant_type;
-    metrics.tokensIssued.inc({ grant_type: typeof grantType === 'string' ? grantType : 'unknown' });
-  });
+  const issued = (token: { gty?: unknown }) => metrics.tokensIssued.inc({ grant_type: grantLabel(token.gty) });
+  // JWT access tokens are not stored ("issued"); opaque ones are ("saved").
+  provider.on('access_token.issued', issued);
+  provider.on('access_token.saved', issued);
+  provider.on('client_credentials.issued', () => metrics.tokensIssued.inc({ grant_type: 'client_credentials' }));
+  provider.on('client_credentials.saved', () => metrics.tokensIssued.inc({ grant_type: 'client_credentials' }));
   provider.on('server_error', (ctx: Context, err: unknown) => {
     if (isStoreUnavailable(err)) ctx.state.storeUnavailable = true;
   });

@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { CookieJar, follow, formFields, request } from '../support/form-login.ts';
 import { API_CSP } from '../../src/http/koa-security-headers.ts';
+import { AUDIT_STREAM, parseAuditEntry } from '../../src/domain/audit.ts';
 
 const APP_ORIGIN = 'https://app.example.com';
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
@@ -84,6 +85,18 @@ describe('HTTP edge (Redis store)', () => {
   });
 
   describe('X-Client-Version and MIN_CLIENT_VERSION', () => {
+    it('records the version in the audit trail with the request id', async () => {
+      await fetch(`${server.url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-client-version': '2.5.0', 'x-request-id': 'audit-version-1' },
+        body: JSON.stringify({ email: 'nobody-audit@example.test', password: 'wrong' }),
+      });
+      const entries = await server.store.streamRange(AUDIT_STREAM, '-', '+', 1000, true);
+      const event = entries.map((e) => parseAuditEntry(e.id, e.fields)).find((e) => e.requestId === 'audit-version-1');
+      expect(event).toMatchObject({ type: 'login.failure', clientVersion: '2.5.0', requestId: 'audit-version-1' });
+    });
+
+
     it.each([['1.9.9'], ['2.0.0-rc.1'], ['v1'], ['not-a-version']])('refuses %s with 426 UPGRADE_REQUIRED', async (version) => {
       const res = await get('/v1/auth/verify', { 'x-client-version': version, authorization: `Bearer ${token}` });
       expect(res.status).toBe(426);
@@ -354,7 +367,10 @@ describe('HTTP edge (Redis store)', () => {
     it('/metrics counts requests by route pattern and status, latency, tokens by grant and login failures', async () => {
       await get('/v1/auth/verify', { authorization: `Bearer ${token}` });
       await get('/v1/scanner-probe-7f3a9');
-      await fetch(`${server.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'no-one@example.test', password: 'wrong' }) });
+      const signIn = (email: string, password: string) =>
+        fetch(`${server.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+      expect((await signIn('no-one@example.test', 'wrong')).status).toBe(401);
+      expect((await signIn(server.admin.email, server.admin.password)).status).toBe(200);
       const res = await get('/metrics', { authorization: `Bearer ${METRICS_TOKEN}` });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -362,6 +378,7 @@ describe('HTTP edge (Redis store)', () => {
       expect(text).toMatch(/http_requests_total\{method="GET",route="\/v1\/auth\/verify",status="200"\} [1-9]/);
       expect(text).toMatch(/http_request_duration_seconds_bucket\{le="[^"]+",method="GET",route="\/v1\/auth\/verify"\}/);
       expect(text).toMatch(/nsa_tokens_issued_total\{grant_type="client_credentials"\} [1-9]/);
+      expect(text).toMatch(/nsa_tokens_issued_total\{grant_type="first_party_login"\} 1\n/);
       expect(text).toMatch(/nsa_login_failures_total\{channel="[a-z_]+"\} [1-9]/);
       expect(text).toContain('route="/v1/{*rest}"');
       expect(text).not.toContain('scanner-probe-7f3a9');
