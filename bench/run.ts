@@ -1,6 +1,6 @@
 // `npm run bench [-- --quick]`: measures every hot path against its baseline in the same
 // run and prints one table; writes bench/results/latest.json. See README "Performance".
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -15,7 +15,7 @@ import { createStarter, targets } from './lib/targets.ts';
 import { isPublished, type BenchContext, type Plan, type Scenario } from './lib/types.ts';
 import { clientCredentialsPlan } from './scenarios/client-credentials.ts';
 import { pendingScenarios, scenarios } from './scenarios/index.ts';
-import { formatReport, lineResult, scenarioResult, writeJson, type BenchReport, type ScenarioResult, type SoakRecord } from './report.ts';
+import { formatMarkdown, formatReport, lineResult, scenarioResult, tableRows, writeJson, type BenchReport, type ScenarioResult, type SoakRecord } from './report.ts';
 
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 const MiB = 1024 * 1024;
@@ -100,10 +100,21 @@ async function main(): Promise<void> {
   const loadAverageAtStart = os.loadavg();
   log(`${selected.length} scenarios, ${options.runs} × ${options.durationS} s per line, ${options.connections} connections${options.quick ? ' (quick mode)' : ''}`);
 
+  // Ctrl-C: exit through process.exit so the exit hooks kill every child and remove temp dirs.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping`);
+      process.exit(130);
+    });
+  }
   const redisServer = await startRedisServer();
   const redis = new Redis(redisServer.url);
   const fixtures = createFixtures();
   let cert: SelfSignedCert | undefined;
+  process.once('exit', () => {
+    fixtures.remove();
+    cert?.remove();
+  });
   const pool = createProcessPool(createStarter({ redisUrl: redisServer.url, fixtures, options, cert: () => (cert ??= makeSelfSignedCert(options.tlsKey)) }));
   const ctx: BenchContext = { options, redisUrl: redisServer.url, redis, pool, fixtures, log };
   try {
@@ -174,7 +185,9 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${formatReport(report)}\n`);
     writeJson(options.resultsFile, report);
-    log(`wrote ${path.relative(process.cwd(), options.resultsFile)}`);
+    const markdownFile = options.resultsFile.replace(/\.json$/, '') + '.md';
+    writeFileSync(markdownFile, `${formatMarkdown(tableRows(report.scenarios))}\n`);
+    log(`wrote ${path.relative(process.cwd(), options.resultsFile)} and ${path.relative(process.cwd(), markdownFile)}`);
   } finally {
     await pool.stopAll();
     redis.disconnect();
