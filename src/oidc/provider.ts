@@ -106,7 +106,7 @@ export function buildProvider(deps: Deps): Provider {
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resource) => {
           if (resource !== audience) throw new oidcErrors.InvalidTarget();
-          return apiResourceServerInfo(config, scopeCatalog, config.accessTokenTtl);
+          return apiResourceServerInfo(config, scopeCatalog, deps.settings.current().tokens.accessTokenTtl);
         },
       },
     },
@@ -134,14 +134,15 @@ export function buildProvider(deps: Deps): Provider {
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
     expiresWithSession: async () => false,
+    // Token lifetimes follow the runtime policy (/v1/admin/settings): the provider asks per token.
     ttl: {
-      AccessToken: config.accessTokenTtl,
-      ClientCredentials: config.accessTokenTtl,
+      AccessToken: () => deps.settings.current().tokens.accessTokenTtl,
+      ClientCredentials: () => deps.settings.current().tokens.accessTokenTtl,
       AuthorizationCode: config.authorizationCodeTtl,
-      IdToken: config.idTokenTtl,
-      RefreshToken: config.refreshTokenTtl,
+      IdToken: () => deps.settings.current().tokens.idTokenTtl,
+      RefreshToken: () => deps.settings.current().tokens.refreshTokenTtl,
       // A grant must outlive the longest refresh token issued from it.
-      Grant: config.refreshTokenTtl + 3600,
+      Grant: () => deps.settings.current().tokens.refreshTokenTtl + 3600,
       Session: config.sessionTtl,
       Interaction: 3600,
       DeviceCode: 600,

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
+import * as oidc from 'openid-client';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { createTestUser, clientAccessToken, userAccessToken } from '../support/user-token.ts';
-import { ALL_ADMIN, api } from '../support/admin-client.ts';
+import { ALL_ADMIN, api, codeFlowTokens } from '../support/admin-client.ts';
 
 /** client_credentials for the demo client straight at an instance's token endpoint. */
 async function clientCredentialsAt(url: string, demo: TestServer['demoClient'], scope: string): Promise<string> {
@@ -70,6 +71,41 @@ describe('admin API: runtime settings and signing keys (Redis store, two instanc
     expect(reset.status).toBe(200);
     expect(reset.body.settings).toEqual(reset.body.defaults);
     expect(reset.body.overrides).toEqual({});
+  });
+
+  it('consumers follow the policy on every instance: token lifetimes and CORS origins', async () => {
+    const origin = 'https://console.example.com';
+    const preflight = (url: string) => fetch(`${url}/v1/auth/verify`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+    });
+    expect((await preflight(other.url)).headers.get('access-control-allow-origin')).toBeNull();
+
+    const r = await api(server, 'PATCH', '/v1/admin/settings', {
+      token: admin,
+      body: { tokens: { accessTokenTtl: 120, idTokenTtl: 300, refreshTokenTtl: 7200 }, corsOrigins: [origin] },
+    });
+    expect(r.status).toBe(200);
+    other.clock.advance(other.deps.config.settingsRefreshSeconds * 1000);
+    await vi.waitFor(() => expect(other.deps.settings.current().tokens.accessTokenTtl).toBe(120));
+
+    // The other instance: client_credentials tokens live 120 s now; its CORS allows the new origin.
+    const machine = claimsOf(await clientCredentialsAt(other.url, server.demoClient, 'cmdb.read'));
+    expect(machine.exp - machine.iat).toBe(120);
+    expect((await preflight(other.url)).headers.get('access-control-allow-origin')).toBe(origin);
+
+    // A code-flow login: access token, ID token and refresh token each get their new lifetime.
+    const { tokens, config } = await codeFlowTokens(server, server.admin, 'openid offline_access cmdb.read');
+    const access = claimsOf(tokens.access_token);
+    expect(access.exp - access.iat).toBe(120);
+    const id = claimsOf(tokens.id_token!);
+    expect(id.exp - id.iat).toBe(300);
+    const refresh = await oidc.tokenIntrospection(config, tokens.refresh_token!);
+    expect(refresh.exp! - refresh.iat!).toBe(7200);
+
+    await api(server, 'PATCH', '/v1/admin/settings', { token: admin, body: { tokens: null, corsOrigins: null } });
+    const back = claimsOf(await clientCredentialsAt(server.url, server.demoClient, 'cmdb.read'));
+    expect(back.exp - back.iat).toBe(900);
   });
 
   it('validates with field details and changes nothing on a bad request', async () => {
