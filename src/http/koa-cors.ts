@@ -5,6 +5,8 @@ import type { Middleware } from 'koa';
 export const CORS_ALLOW_METHODS = 'GET, POST, PUT, DELETE, OPTIONS';
 export const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, X-API-Key, X-Request-ID, X-Client-Version';
 export const CORS_MAX_AGE_SECONDS = 86_400;
+/** The first-party login routes whose cookie mode needs credentialed CORS requests. */
+const COOKIE_MODE_PATHS = /^\/v1\/auth\/(login|refresh|logout)$/;
 /** Response headers a browser app may read: the request id and the rate-limit state. */
 export const CORS_EXPOSE_HEADERS = [
   'X-Request-ID', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', 'X-RateLimit-Reset-After', 'Retry-After', 'WWW-Authenticate',
@@ -31,10 +33,14 @@ export function corsPolicy(allowedOrigins: () => readonly string[]): Middleware 
   };
   const api = cors({ ...common, allowHeaders: CORS_ALLOW_HEADERS, exposeHeaders: CORS_EXPOSE_HEADERS });
   const oauth = cors({ ...common, allowHeaders: `${CORS_ALLOW_HEADERS}, DPoP`, exposeHeaders: `${CORS_EXPOSE_HEADERS}, DPoP-Nonce` });
+  // The login's cookie mode: an allowed app sends its requests with credentials (the
+  // HttpOnly refresh cookie) and the X-CSRF-Token header that goes with it.
+  const authCookie = cors({ ...common, credentials: true, allowHeaders: `${CORS_ALLOW_HEADERS}, X-CSRF-Token`, exposeHeaders: CORS_EXPOSE_HEADERS });
 
   return async (ctx, next) => {
     const origin = ctx.get('Origin');
     if (origin && origin !== 'null' && allowedOrigins().includes(origin)) {
+      if (COOKIE_MODE_PATHS.test(ctx.path)) return authCookie(ctx, next);
       return (ctx.path.startsWith('/oauth/') ? oauth : api)(ctx, next);
     }
     ctx.vary('Origin');

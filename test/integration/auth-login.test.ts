@@ -234,9 +234,10 @@ describe('first-party login API (Redis store)', () => {
 describe('first-party login cookie mode', () => {
   let server: TestServer;
   let user: TestUser;
+  const app = 'https://app.example.test';
 
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ config: { corsOrigins: [app] } });
     user = await createTestUser(server, ['cmdb.read'], 'cookie');
   });
   afterAll(() => server?.close());
@@ -278,6 +279,24 @@ describe('first-party login cookie mode', () => {
     expect(replay.status).toBe(401);
     expect(cookieOf(replay.headers)).toMatch(/^nsa_refresh=;.*Max-Age=0/);
     expect(await verifyStatus(server, good.body.token)).toBe(401);
+  });
+
+  it('lets an allowed browser origin send the cookie and the CSRF header (credentialed CORS), and no one else', async () => {
+    const preflight = (origin: string, path: string) => fetch(`${server.url}${path}`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, x-csrf-token' },
+    });
+    const allowed = await preflight(app, '/v1/auth/refresh');
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(app);
+    expect(allowed.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(allowed.headers.get('access-control-allow-headers')).toContain('X-CSRF-Token');
+    const stranger = await preflight('https://evil.example', '/v1/auth/refresh');
+    expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
+    expect(stranger.headers.get('access-control-allow-credentials')).toBeNull();
+    // Other /v1 routes stay credential-less: bearer tokens and API keys travel in headers.
+    const keys = await preflight(app, '/v1/auth/api-keys');
+    expect(keys.headers.get('access-control-allow-origin')).toBe(app);
+    expect(keys.headers.get('access-control-allow-credentials')).toBeNull();
   });
 
   it('logout clears the cookie', async () => {
