@@ -53,7 +53,7 @@ export function createAuditLog(deps: { store: Store; clock: Clock; logger: Logge
     try {
       await store.streamAdd(AUDIT_STREAM, fields, maxEntries);
     } catch (err) {
-      logger.error({ err: (err as Error).message, type: event.type }, 'audit write failed');
+      logger.error({ request_id: event.requestId, err: (err as Error).message, type: event.type }, 'audit write failed');
     }
   }
 

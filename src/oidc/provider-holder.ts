@@ -16,7 +16,8 @@ export function createProviderHolder(deps: Deps) {
 
   const build = () => {
     provider = buildProvider(deps);
-    provider.on('server_error', (_ctx: unknown, err: Error) => deps.logger.error({ err: err.message, stack: err.stack }, 'provider server error'));
+    provider.on('server_error', (ctx: { state?: { requestId?: string } }, err: Error) =>
+      deps.logger.error({ request_id: ctx?.state?.requestId, err: err.message, stack: err.stack }, 'provider server error'));
     instrumentProvider(provider, deps.metrics);
     run = compose(provider.middleware as Middleware[]);
   };

@@ -78,6 +78,10 @@ describe('Redis going away and coming back', () => {
     } finally {
       await redis.restart();
     }
+    // Every log line about those requests carries their id.
+    expect(logLines.find((l) => l.msg === 'request failed' && l.request_id === 'outage-api')).toBeDefined();
+    expect(logLines.find((l) => l.msg === 'provider server error' && l.request_id === 'outage-oauth')).toBeDefined();
+    expect(logLines.find((l) => l.msg === 'request' && l.request_id === 'outage-oauth')).toMatchObject({ status: 503 });
     await untilReady(server);
     expect((await verify(server, 'after')).status).toBe(200);
     expect((await tokenRequest(server, 'after-oauth')).status).toBe(200);
