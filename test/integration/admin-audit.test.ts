@@ -4,6 +4,8 @@ import { AUDIT_STREAM } from '../../src/domain/audit.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { createTestUser, userAccessToken } from '../support/user-token.ts';
 import { ALL_ADMIN, api, codeFlowTokens } from '../support/admin-client.ts';
+import { call, login, refresh, totpAt } from '../support/auth-client.ts';
+import { importPKCS8, SignJWT } from 'jose';
 
 interface Event {
   id: string;
@@ -215,5 +217,105 @@ describe('audit trail: admin changes recorded, searched, exported, never a secre
     expect(haystack).toContain(adminId);
     expect(haystack).toContain(subjectUser);
     for (const needle of needles) expect(haystack.includes(needle), `secret fragment ${needle.slice(0, 4)}… in the audit stream`).toBe(false);
+  });
+});
+
+describe('audit trail: every event type of login, lockout, MFA, refresh reuse, API keys and service accounts, and no secret', () => {
+  let server: TestServer;
+  let admin: string;
+  const secrets: string[] = [];
+
+  beforeAll(async () => {
+    // Lock after three failures, without delays (the lockout has its own timing tests).
+    server = await startTestServer({ config: { lockoutMaxFailures: 3, lockoutDelaySeconds: 0 } });
+    const signedIn = await login(server, { email: server.admin.email, password: server.admin.password });
+    expect(signedIn.status).toBe(200);
+    admin = signedIn.body.token;
+    secrets.push(server.admin.password, admin, signedIn.body.refreshToken);
+
+    // A second login: refresh, then present the rotated refresh token again (reuse kills that login only).
+    const second = await login(server, { email: server.admin.email, password: server.admin.password });
+    const next = await refresh(server, second.body.refreshToken);
+    expect(next.status).toBe(200);
+    secrets.push(second.body.token, second.body.refreshToken, next.body.token, next.body.refreshToken);
+    expect((await refresh(server, second.body.refreshToken)).status).toBe(401);
+
+    // Wrong passwords until the account locks.
+    const victim = await createTestUser(server, [], 'victim');
+    secrets.push(victim.password);
+    for (let i = 0; i < 4; i++) await login(server, { email: victim.email, password: `Wrong-Guess-${i}-123` });
+    secrets.push('Wrong-Guess-0-123');
+
+    // TOTP: enrol, be challenged, sign in with a recovery code, remove it with another.
+    const mfaUser = await createTestUser(server, ['cmdb.read'], 'mfa');
+    secrets.push(mfaUser.password);
+    const userToken = (await login(server, { email: mfaUser.email, password: mfaUser.password })).body.token as string;
+    const setup = (await call(server, 'POST', '/v1/auth/mfa/totp/setup', { token: userToken })).body as { secret: string };
+    secrets.push(setup.secret);
+    const verified = await call(server, 'POST', '/v1/auth/mfa/totp/verify', { token: userToken, body: { code: totpAt(setup.secret, server.clock.now()) } });
+    expect(verified.status).toBe(200);
+    const recoveryCodes = verified.body.recoveryCodes as string[];
+    secrets.push(...recoveryCodes);
+    expect((await login(server, { email: mfaUser.email, password: mfaUser.password })).body.code).toBe('MFA_REQUIRED');
+    const withRecovery = await login(server, { email: mfaUser.email, password: mfaUser.password, recovery_code: recoveryCodes[0] });
+    expect(withRecovery.status).toBe(200);
+    secrets.push(withRecovery.body.token, withRecovery.body.refreshToken);
+    // A wrong second factor when removing TOTP is a failed challenge; then the right one.
+    expect((await call(server, 'DELETE', '/v1/auth/mfa/totp', { token: withRecovery.body.token, body: { code: 'zzzzz-zzzzz' } })).status).toBe(401);
+    expect((await call(server, 'DELETE', '/v1/auth/mfa/totp', { token: withRecovery.body.token, body: { code: recoveryCodes[1] } })).status).toBeLessThan(300);
+
+    // An API key used from outside its allow-list.
+    const plain = await login(server, { email: mfaUser.email, password: mfaUser.password });
+    expect(plain.status).toBe(200);
+    secrets.push(plain.body.token, plain.body.refreshToken);
+    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: plain.body.token, body: { name: 'fenced', scopes: ['cmdb.read'], expiresIn: '1d', allowedIps: ['10.9.8.7'] } });
+    expect(key.status).toBe(201);
+    secrets.push(key.body.apiKey);
+    expect((await api(server, 'GET', '/v1/auth/verify', { apiKey: key.body.apiKey })).status).toBe(401);
+
+    // A service account made by the admin API gets a token with its key file.
+    const sa = await api(server, 'POST', '/v1/admin/service-accounts', { token: admin, body: { name: 'audited-sa', scopes: ['cmdb.read'] } });
+    expect(sa.status).toBe(201);
+    const keyFile = sa.body.keyFile as { account_id: string; key_id: string; private_key: string; token_uri: string };
+    secrets.push(keyFile.private_key.split('\n')[2]);
+    const assertion = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: keyFile.key_id })
+      .setIssuer(keyFile.account_id).setSubject(keyFile.account_id).setAudience(server.url)
+      .setIssuedAt().setExpirationTime('5m')
+      .sign(await importPKCS8(keyFile.private_key, 'RS256'));
+    secrets.push(assertion);
+    const saToken = await fetch(`${server.url}/v1/auth/service-account/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }),
+    });
+    expect(saToken.status).toBe(200);
+    secrets.push(((await saToken.json()) as { access_token: string }).access_token);
+  });
+  afterAll(() => server?.close());
+
+  it('records each of them, searchable by type', async () => {
+    const page = await api(server, 'GET', '/v1/admin/audit?limit=500', { token: admin });
+    expect(page.status).toBe(200);
+    const types = new Set((page.body.events as Event[]).map((e) => e.type));
+    for (const type of [
+      'login.success', 'login.failure', 'account.locked', 'token.refresh_reuse',
+      'mfa.enabled', 'mfa.challenge', 'mfa.recovery_code_used', 'mfa.disabled',
+      'apikey.created', 'apikey.ip_denied', 'admin.serviceaccount.created', 'serviceaccount.token',
+    ]) {
+      expect(types, type).toContain(type);
+    }
+    const failures = (page.body.events as Event[]).filter((e) => ['login.failure', 'account.locked', 'token.refresh_reuse', 'apikey.ip_denied'].includes(e.type));
+    expect(failures.every((e) => e.outcome === 'failure')).toBe(true);
+    const logins = await api(server, 'GET', '/v1/admin/audit?type=login.*&limit=500', { token: admin });
+    expect((logins.body.events as Event[]).every((e) => e.type.startsWith('login.'))).toBe(true);
+    expect((logins.body.events as Event[]).some((e) => e.outcome === 'failure' && e.ip)).toBe(true);
+  });
+
+  it('holds none of the passwords, tokens, refresh tokens, TOTP secret, recovery codes, keys or assertions', async () => {
+    const haystack = JSON.stringify(await server.store.streamRange(AUDIT_STREAM, '-', '+', 1_000_000));
+    const needles = secrets.filter(Boolean).flatMap((s) => [s, s.slice(Math.floor(s.length / 2) - 5, Math.floor(s.length / 2) + 5)]);
+    expect(secrets.length).toBeGreaterThan(20);
+    for (const needle of needles) expect(haystack.includes(needle), `secret fragment ${needle.slice(0, 3)}… in the audit stream`).toBe(false);
   });
 });
