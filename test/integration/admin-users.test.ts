@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { createTestUser, userAccessToken } from '../support/user-token.ts';
 import { ALL_ADMIN, api, codeFlowTokens } from '../support/admin-client.ts';
+import { login, refresh } from '../support/auth-client.ts';
 
 describe('admin API: users (Redis store)', () => {
   let server: TestServer;
@@ -209,6 +210,11 @@ describe('admin API: users (Redis store)', () => {
     expect(key.status).toBe(201);
     expect((await api(server, 'GET', '/v1/auth/verify', { apiKey: key.body.apiKey })).status).toBe(200);
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    // A first-party login too (POST /v1/auth/login), refreshed once.
+    const firstParty = await login(server, { email: user.email, password: user.password });
+    expect(firstParty.status).toBe(200);
+    const rotated = await refresh(server, firstParty.body.refreshToken);
+    expect(rotated.status).toBe(200);
 
     const r = await api(server, 'PATCH', `/v1/admin/users/${user.id}`, { token: admin, body: { disabled: true } });
     expect(r.status).toBe(200);
@@ -218,6 +224,8 @@ describe('admin API: users (Redis store)', () => {
     expect((await api(server, 'GET', '/v1/auth/verify', { token: refreshed.access_token })).status).toBe(401);
     expect((await api(server, 'GET', '/v1/auth/verify', { apiKey: key.body.apiKey })).status).toBe(401);
     expect((await oidc.tokenIntrospection(config, refreshed.refresh_token!)).active).toBe(false);
+    expect((await refresh(server, rotated.body.refreshToken)).status).toBe(401);
+    expect((await api(server, 'GET', '/v1/auth/verify', { token: rotated.body.token })).status).toBe(401);
 
     // Enabling again does not bring the old credentials back.
     await api(server, 'PATCH', `/v1/admin/users/${user.id}`, { token: admin, body: { disabled: false } });
@@ -232,6 +240,9 @@ describe('admin API: users (Redis store)', () => {
     const key = await api(server, 'POST', '/v1/auth/api-keys', { token: first.tokens.access_token, body: { name: 'k', scopes: ['cmdb.read'], expiresIn: '1d' } });
     expect(key.status).toBe(201);
 
+    const firstParty = await login(server, { email: user.email, password: user.password });
+    expect(firstParty.status).toBe(200);
+
     const r = await api(server, 'POST', `/v1/admin/users/${user.id}/revoke-sessions`, { token: admin });
     expect(r.status).toBe(204);
     for (const { tokens, config } of [first, second]) {
@@ -239,6 +250,8 @@ describe('admin API: users (Redis store)', () => {
       expect((await api(server, 'GET', '/v1/auth/verify', { token: tokens.access_token })).status).toBe(401);
     }
     expect((await api(server, 'GET', '/v1/auth/verify', { apiKey: key.body.apiKey })).status).toBe(401);
+    expect((await refresh(server, firstParty.body.refreshToken)).status).toBe(401);
+    expect((await api(server, 'GET', '/v1/auth/verify', { token: firstParty.body.token })).status).toBe(401);
     const again = await codeFlowTokens(server, user, 'openid cmdb.read');
     expect((await api(server, 'GET', '/v1/auth/verify', { token: again.tokens.access_token })).status).toBe(200);
   });
