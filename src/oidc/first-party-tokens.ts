@@ -75,16 +75,21 @@ const invalidRefreshToken = () => new AppError('INVALID_TOKEN', { message: 'Inva
  * login (RFC 9700 §4.14.2), and is written to the audit trail.
  */
 export function createFirstPartyTokens(
-  deps: Pick<Deps, 'config' | 'clock' | 'store' | 'secrets' | 'users' | 'audit' | 'scopeCatalog' | 'settings'>,
+  deps: Pick<Deps, 'config' | 'clock' | 'store' | 'secrets' | 'users' | 'audit' | 'scopeCatalog' | 'settings' | 'clients'>,
   provider: () => Provider,
 ) {
   const { config, clock, store, secrets, users, audit, scopeCatalog, settings } = deps;
   const audience = apiAudienceOf(config);
   const usedKey = (refreshToken: string) => `refresh-used:${secrets.keyedHash(USED_PURPOSE, refreshToken)}`;
 
+  /** The first-party client, registered again should it have gone missing (e.g. removed by an admin). */
   async function firstPartyClient(p: Provider): Promise<Client> {
-    const client = await p.Client.find(FIRST_PARTY_CLIENT_ID);
-    if (!client) throw new Error(`client ${FIRST_PARTY_CLIENT_ID} is not registered (bootstrap registers it)`);
+    let client = await p.Client.find(FIRST_PARTY_CLIENT_ID);
+    if (!client) {
+      await registerFirstPartyClient(deps);
+      client = await p.Client.find(FIRST_PARTY_CLIENT_ID);
+    }
+    if (!client) throw new Error(`client ${FIRST_PARTY_CLIENT_ID} cannot be loaded`);
     return client;
   }
 

@@ -54,7 +54,7 @@ describe('MFA pages in headless Chromium: enrolment, then login → code → con
     const qr = page.locator('img.qr');
     expect(await qr.getAttribute('src')).toMatch(/^data:image\/png;base64,/);
     // The image really rendered (CSP allows data: images, nothing else).
-    expect(await qr.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 100)).toBe(true);
+    expect(await qr.evaluate((img) => { const loaded = img as unknown as { complete: boolean; naturalWidth: number }; return loaded.complete && loaded.naturalWidth > 100; })).toBe(true);
     secret = (await page.locator('#manual-entry-key').textContent())!.trim();
     expect(secret).toMatch(/^[A-Z2-7]{32}$/);
 
