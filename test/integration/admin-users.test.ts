@@ -141,6 +141,7 @@ describe('admin API: users (Redis store)', () => {
     expect(await done.text()).toContain('Password set');
     expect(await server.deps.users.verifyPassword(address, 'Invited-Pass-123')).not.toBeNull();
     expect((await server.deps.users.findByEmail(address))!.passwordSetRequired).toBe(false);
+    expect((await login(server, { email: address, password: 'Invited-Pass-123' })).status).toBe(200);
 
     // Used once: both the page and the API refuse it now.
     expect((await fetch(r.body.inviteUrl)).status).toBe(404);
@@ -158,6 +159,9 @@ describe('admin API: users (Redis store)', () => {
     for (const guess of ['', 'password', 'Pending-Pass-123']) {
       expect(await server.deps.users.verifyPassword(address, guess)).toBeNull();
     }
+    const attempt = await login(server, { email: address, password: 'Pending-Pass-123' });
+    expect(attempt.status).toBe(401);
+    expect(attempt.body.code).toBe('AUTH_FAILED');
     expect((await api(server, 'POST', '/v1/auth/invite/accept', { body: { token: 'inv_forged', password: 'Forged-Pass-1234' } })).status).toBe(401);
   });
 

@@ -98,6 +98,9 @@ describe('command-line administration (child processes on the run\'s Redis)', { 
     expect(await server.deps.users.verifyPassword('reader@example.test', 'Reader-Pass-12345')).not.toBeNull();
     const token = await userAccessToken(server, { email: 'reader@example.test', password: 'Reader-Pass-12345' }, 'openid cmdb.read');
     expect((await api(server, 'GET', '/v1/auth/verify?scope=cmdb.read', { token })).status).toBe(200);
+    const signedIn = await api(server, 'POST', '/v1/auth/login', { body: { email: 'reader@example.test', password: 'Reader-Pass-12345' } });
+    expect(signedIn.status).toBe(200);
+    expect(JSON.parse(Buffer.from(signedIn.body.token.split('.')[1], 'base64url').toString()).scopes).toEqual(['cmdb.read', 'reports.read']);
 
     const short = await cli(env, ['create-user', '--email', 'short@example.test', '--password-stdin'], 'short\n');
     expect(short.code).toBe(2);
