@@ -19,6 +19,10 @@ export function errorHandler(logger: Logger): Middleware {
       if (appError.status >= 500) {
         logger.error({ request_id: requestId, err: describe(err) }, 'request failed');
       }
+      // A body refused halfway (413 on a chunked upload) is left paused by the parser; let the
+      // rest drain and be discarded, as Node does with unread bodies, or the keep-alive
+      // connection stalls behind it.
+      if (!ctx.req.complete && ctx.req.isPaused()) ctx.req.resume();
       ctx.status = appError.status;
       for (const [name, value] of Object.entries(appError.headers)) ctx.set(name, value);
       ctx.set('Cache-Control', 'no-store');

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { CookieJar, follow, formFields, request } from '../support/form-login.ts';
@@ -319,6 +320,19 @@ describe('HTTP edge (Redis store)', () => {
       ['JSON nested 10 000 levels deep', 400, 'VALIDATION_FAILED', ['body'], () => login(nested(10_000))],
       ['a 1 MB body', 413, 'PAYLOAD_TOO_LARGE', ['body'], () => login(JSON.stringify({ email: unique(), password: 'x'.repeat(1024 * 1024) }))],
       ['text/plain', 415, 'UNSUPPORTED_MEDIA_TYPE', undefined, () => login(JSON.stringify({ email: unique(), password: 'x' }), 'text/plain')],
+      ['text/plain sent chunked (no Content-Length)', 415, 'UNSUPPORTED_MEDIA_TYPE', undefined, () => fetch(`${server.url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: new Blob(['{"email":"a@b.c","password":"x"}']).stream(),
+        duplex: 'half',
+      } as RequestInit)],
+      ['a 1 MB body sent chunked', 413, 'PAYLOAD_TOO_LARGE', ['body'], () => fetch(`${server.url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: new Blob([JSON.stringify({ email: unique(), password: 'x'.repeat(1024 * 1024) })]).stream(),
+        duplex: 'half',
+      } as RequestInit)],
+      ['an empty body without a type (Content-Length: 0)', 400, 'VALIDATION_FAILED', ['email', 'password'], () => fetch(`${server.url}/v1/auth/login`, { method: 'POST', body: new Uint8Array(0) })],
       ['XML', 415, 'UNSUPPORTED_MEDIA_TYPE', undefined, () => login('<login><email>a@b.c</email></login>', 'application/xml')],
       ['a unicode email', 400, 'VALIDATION_FAILED', ['email'], () => login(JSON.stringify({ email: 'ünïcødé@例え.テスト', password: 'x' }))],
       ['a unicode password', 401, 'AUTH_FAILED', undefined, () => login(JSON.stringify({ email: unique(), password: 'пароль🔑密码' }))],
@@ -332,6 +346,26 @@ describe('HTTP edge (Redis store)', () => {
       expect(body.request_id).toBe(res.headers.get('x-request-id'));
       if (fields) expect(body.details?.map((d) => d.field)).toEqual(expect.arrayContaining([...fields]));
       expect(JSON.stringify(body)).not.toMatch(/stack|at .*\.ts|SyntaxError|node_modules/);
+    });
+
+    it('after refusing an oversize chunked upload, the same connection serves the next request', async () => {
+      const { port } = new URL(server.url);
+      const socket = net.connect({ port: Number(port), host: '127.0.0.1' });
+      await new Promise((done) => socket.once('connect', done));
+      let received = '';
+      socket.on('data', (d) => { received += String(d); });
+      socket.on('error', (err) => { received += `\n[socket error: ${err.message}]`; });
+      const chunk = 'x'.repeat(64 * 1024);
+      socket.write('POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+      const sendChunk = (data: string) => socket.write(`${Buffer.byteLength(data).toString(16)}\r\n${data}\r\n`);
+      sendChunk(`{"email":"${chunk}`);
+      for (let i = 0; i < 15; i++) sendChunk(chunk);
+      sendChunk('"}');
+      socket.write('0\r\n\r\n');
+      socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      await new Promise((done) => socket.once('close', done));
+      expect(received).toMatch(/^HTTP\/1\.1 413 /);
+      expect(received).toMatch(/HTTP\/1\.1 200 OK[\s\S]*\{"status":"ok"\}$/);
     });
 
     it('a 500 says nothing about its cause but keeps the request id (and the log has the details)', async () => {
