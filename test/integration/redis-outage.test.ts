@@ -75,6 +75,16 @@ describe('Redis going away and coming back', () => {
       expect(oauth.status).toBe(503);
       expect(oauth.headers.get('retry-after')).toBe('5');
       expect(await oauth.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable', request_id: 'outage-oauth' });
+
+      // A browser sent to the authorization endpoint gets a page saying to try again, not "something went wrong".
+      const authorize = new URL(`${server.url}/oauth/authorize`);
+      authorize.search = new URLSearchParams({ client_id: server.demoClient.client_id, response_type: 'code', scope: 'openid', redirect_uri: server.demoClient.redirect_uri }).toString();
+      const page = await fetch(authorize, { headers: { accept: 'text/html', 'x-request-id': 'outage-page' }, redirect: 'manual' });
+      expect(page.status).toBe(503);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      const html = await page.text();
+      expect(html).toContain('temporarily unavailable');
+      expect(html).toContain('outage-page');
     } finally {
       await redis.restart();
     }
