@@ -5,6 +5,7 @@ import { createTestUser, type TestUser } from '../support/user-token.ts';
 import { codeFlowTokens } from '../support/admin-client.ts';
 import { auditEvents, call, introspect, login, refresh, verifyStatus } from '../support/auth-client.ts';
 import { FIRST_PARTY_CLIENT_ID } from '../../src/oidc/first-party-tokens.ts';
+import { randomAlphanumeric } from '../../src/domain/ids.ts';
 
 describe('first-party login API (Redis store)', () => {
   let server: TestServer;
@@ -359,5 +360,32 @@ describe('first-party login on the memory store (npm start without Redis)', () =
     const third = (await login(server, { email: server.admin.email, password: server.admin.password })).body;
     expect((await call(server, 'POST', '/v1/auth/logout', { token: third.token })).status).toBe(204);
     expect(await verifyStatus(server, third.token)).toBe(401);
+  });
+});
+
+describe('first-party login across two instances on one Redis', () => {
+  let a: TestServer;
+  let b: TestServer;
+
+  beforeAll(async () => {
+    const prefix = `fp${randomAlphanumeric(6)}:`;
+    a = await startTestServer({ prefix });
+    b = await startTestServer({ prefix, config: { publicUrl: a.url } });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  it('refreshes at either instance, and a replay at one ends the login at both', async () => {
+    const first = (await login(a, { email: a.admin.email, password: a.admin.password })).body;
+    const second = await refresh(b, first.refreshToken);
+    expect(second.status).toBe(200);
+    expect(await verifyStatus(a, second.body.token)).toBe(200);
+    const third = await refresh(a, second.body.refreshToken);
+    expect(third.status).toBe(200);
+    expect((await refresh(b, first.refreshToken)).status).toBe(401);
+    expect(await verifyStatus(a, third.body.token)).toBe(401);
+    expect((await refresh(a, third.body.refreshToken)).status).toBe(401);
   });
 });
