@@ -84,7 +84,9 @@ export function adminAuditRoutes(deps: Pick<Deps, 'audit'>, admin: Pick<AdminSer
           return;
         }
         await auditAdminChange(deps.audit, actorOf(ctx, principal), 'admin.audit.exported', undefined, {
-          filter: Object.entries(filter).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${String(v)}`),
+          filter: Object.entries(filter)
+            .filter(([, v]) => v !== undefined)
+            .map(([k, v]) => `${k}=${k === 'since' || k === 'until' ? new Date(v as number).toISOString() : String(v)}`),
         });
         ctx.type = NDJSON;
         ctx.set('Content-Disposition', 'attachment; filename="audit.jsonl"');
