@@ -8,6 +8,8 @@ import { createServiceAccountAdmin, type ServiceAccountAdmin } from './domain/se
 import { SERVICE_ACCOUNT_TOKEN_PATH } from './oidc/service-account-tokens.ts';
 import { createAccountSessions, type AccountSessions } from './oidc/account-sessions.ts';
 import { createClientMetadataValidator } from './oidc/client-validator.ts';
+import { FIRST_PARTY_CLIENT_ID } from './oidc/first-party-tokens.ts';
+import { SERVICE_ACCOUNTS_CLIENT_ID } from './oidc/jwt-bearer-grant.ts';
 
 export interface AdminServices {
   sessions: AccountSessions;
@@ -40,6 +42,7 @@ export function createAdminServices(deps: Deps): AdminServices {
       clients: deps.clients, users, audit, clock, scopeCatalog,
       validateMetadata: createClientMetadataValidator(deps),
       configuredClientIds: config.clients.map((c) => c.client_id),
+      builtInClientIds: [FIRST_PARTY_CLIENT_ID, SERVICE_ACCOUNTS_CLIENT_ID],
     }),
     auditQuery: createAuditQuery({ store }),
     serviceAccounts: createServiceAccountAdmin({

@@ -24,6 +24,8 @@ export interface ClientAdminDeps {
   validateMetadata: (metadata: ClientMetadata) => Promise<void>;
   /** Ids declared in the config file: re-written at every start, so not editable here. */
   configuredClientIds: readonly string[];
+  /** The server's own clients (first-party login, service accounts): never editable. */
+  builtInClientIds: readonly string[];
 }
 
 /** Thrown as 403 INSUFFICIENT_SCOPE with required_scope: the scopes the admin may not hand out. */
@@ -43,6 +45,7 @@ export class ScopeNotGrantableError extends Error {
 export function createClientAdmin(deps: ClientAdminDeps) {
   const { clients, users, audit, clock, scopeCatalog, validateMetadata } = deps;
   const configured = new Set(deps.configuredClientIds);
+  const builtIn = new Set(deps.builtInClientIds);
 
   async function checkScope(scope: string | undefined, actor: AdminActor): Promise<void> {
     const unknown = unknownScopes(scope, scopeCatalog);
@@ -58,6 +61,8 @@ export function createClientAdmin(deps: ClientAdminDeps) {
   }
 
   function mustBeEditable(id: string): void {
+    // A known secret or new grant on a built-in client would bypass the rules of its own endpoint.
+    if (builtIn.has(id)) throw new AppError('CONFLICT', { message: 'This client is built into the server and cannot be changed' });
     if (configured.has(id)) throw new AppError('CONFLICT', { message: 'This client is declared in the config file; change it there' });
   }
 

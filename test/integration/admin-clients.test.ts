@@ -186,6 +186,15 @@ describe('admin API: OAuth clients (Redis store)', () => {
     expect((await api(server, 'GET', '/v1/admin/clients/from-config', { token: admin })).status).toBe(200);
   });
 
+  it('refuses to change or delete the built-in clients', async () => {
+    for (const id of ['nopesight-first-party', 'service-accounts']) {
+      const patch = await api(server, 'PATCH', `/v1/admin/clients/${id}`, { token: admin, body: { grant_types: ['client_credentials'] } });
+      expect(patch.status).toBe(409);
+      expect((await api(server, 'POST', `/v1/admin/clients/${id}/rotate-secret`, { token: admin })).status).toBe(409);
+      expect((await api(server, 'DELETE', `/v1/admin/clients/${id}`, { token: admin })).status).toBe(409);
+    }
+  });
+
   it('an admin.settings admin cannot hand a client scopes they do not hold, unless they hold admin.users', async () => {
     const settingsAdmin = await createTestUser(server, ['admin.settings', 'reports.read']);
     const token = await userAccessToken(server, settingsAdmin, 'openid admin.settings reports.read');
