@@ -1,4 +1,4 @@
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Store } from '../store/store.ts';
 import type { ClientRepository } from '../domain/clients.ts';
 import type { Clock } from '../clock.ts';
@@ -80,12 +80,23 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
       return this.findByIndex(userCodeKey(userCode));
     }
 
+    /**
+     * Marks a code or refresh token used. oidc-provider checks `consumed` and then calls
+     * this, two steps another request can fall between; the SET NX marker makes the
+     * claim atomic, so of two concurrent redemptions exactly one wins and the other is
+     * treated as reuse: the grant (the whole login) is revoked.
+     */
     async consume(id: string): Promise<void> {
       const key = this.key(id);
-      const raw = await store.get(key);
-      if (!raw) return;
-      const ttl = await store.ttl(key);
-      const payload = JSON.parse(raw) as AdapterPayload;
+      const [raw, ttl] = await Promise.all([store.get(key), store.ttl(key)]);
+      const payload = raw ? (JSON.parse(raw) as AdapterPayload) : undefined;
+      const claimed = payload !== undefined
+        && (await store.set(`${key}:consumed`, '1', { onlyIfAbsent: true, ttlMs: ttl > 0 ? ttl : undefined }));
+      if (!claimed) {
+        // Used by a concurrent request, or revoked (deleted) since the provider found it.
+        if (payload?.grantId) await revokeGrant(store, payload.grantId);
+        throw new errors.InvalidGrant('grant request is invalid');
+      }
       payload.consumed = Math.floor(clock.now() / 1000);
       await store.set(key, JSON.stringify(payload), { ttlMs: ttl > 0 ? ttl : undefined });
     }

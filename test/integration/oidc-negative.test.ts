@@ -145,6 +145,26 @@ describe('authorization server refuses what it must (Redis store)', () => {
     expect(next.status).toBe(400);
   });
 
+  it('lets exactly one of several concurrent refreshes win, and treats the others as reuse', async () => {
+    const { code } = await codeFor();
+    const issued = await (await tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: server.demoClient.redirect_uri })).json() as { refresh_token: string };
+    const answers = await Promise.all(Array.from({ length: 6 }, () => tokenRequest({ grant_type: 'refresh_token', refresh_token: issued.refresh_token })));
+    const winners = answers.filter((r) => r.status === 200);
+    expect(winners.length).toBe(1);
+    for (const loser of answers.filter((r) => r.status !== 200)) expect(loser.status).toBe(400);
+    // However the race went, the login is over: a winner's new refresh token is dead too.
+    if (winners.length) {
+      const won = await winners[0].json() as { refresh_token: string };
+      expect((await introspect(won.refresh_token)).active).toBe(false);
+    }
+  });
+
+  it('lets an authorization code be redeemed at most once under concurrency', async () => {
+    const { code } = await codeFor();
+    const answers = await Promise.all(Array.from({ length: 6 }, () => tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: server.demoClient.redirect_uri })));
+    expect(answers.filter((r) => r.status === 200).length).toBe(1);
+  });
+
   it('reports an access token inactive once the (controlled) clock passes its expiry', async () => {
     const tokens = await oidc.clientCredentialsGrant(config, { scope: 'cmdb.read' });
     expect((await introspect(tokens.access_token)).active).toBe(true);
