@@ -172,6 +172,41 @@ describe('limits per client and per scope', () => {
   });
 });
 
+describe('buckets per credential', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { rateLimitPerHour: 3, rateLimitBurst: 1000 } });
+  });
+  afterAll(() => server?.close());
+
+  it('each API key counts on its own, however it is presented; the user\'s own tokens share the user\'s bucket', async () => {
+    const email = `keys-${randomAlphanumeric(6).toLowerCase()}@example.test`;
+    const user = await server.deps.users.create({ email, password: 'Some-Password-123!', name: 'k', scopes: ['cmdb.read'] });
+    const newKey = async (name: string) =>
+      (await server.deps.apiKeys.create({ ownerId: user.id, grantableScopes: ['cmdb.read'], name, scopes: ['cmdb.read'], allowedIps: [] })).key;
+    const [first, second] = [await newKey('first'), await newKey('second')];
+
+    const remaining = async (headers: Record<string, string>, query = '') => {
+      const res = await fetch(`${server.url}/v1/auth/verify${query}`, { headers });
+      return res.status === 429 ? 'limited' : limitHeaders(res).remaining;
+    };
+    expect(await remaining({ 'x-api-key': first })).toBe(2);
+    expect(await remaining({}, `?api_key=${first}`)).toBe(1);
+    expect(await remaining({ 'x-api-key': first })).toBe(0);
+    expect(await remaining({ 'x-api-key': first })).toBe('limited');
+    expect(await remaining({ 'x-api-key': second })).toBe(2);
+
+    const login = async () => {
+      const res = await fetch(`${server.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'Some-Password-123!' }) });
+      return ((await res.json()) as { token: string }).token;
+    };
+    const [tokenA, tokenB] = [await login(), await login()];
+    expect(await remaining({ authorization: `Bearer ${tokenA}` })).toBe(2);
+    expect(await remaining({ authorization: `Bearer ${tokenB}` })).toBe(1);
+  });
+});
+
 describe('the OAuth token endpoint', () => {
   let server: TestServer;
   const attacker = { 'x-forwarded-for': '203.0.113.66' };
