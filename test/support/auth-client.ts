@@ -3,39 +3,12 @@ import { promisify } from 'node:util';
 import { authenticator } from 'otplib';
 import { parseAuditEntry, AUDIT_STREAM, type StoredAuditEvent } from '../../src/domain/audit.ts';
 import type { TestServer } from './test-server.ts';
+import { api, type ApiAnswer } from './admin-client.ts';
 
-export interface Answer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
+export type Answer = ApiAnswer;
 
 /** One JSON request to the server (no redirects followed). */
-export async function call(
-  server: { url: string },
-  method: string,
-  path: string,
-  options: { body?: unknown; token?: string; headers?: Record<string, string>; cookie?: string } = {},
-): Promise<Answer> {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  if (options.cookie) headers.cookie = options.cookie;
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    redirect: 'manual',
-  });
-  const text = await response.text();
-  let body: unknown = text;
-  try {
-    body = text ? JSON.parse(text) : undefined;
-  } catch {
-    // not JSON: keep the text
-  }
-  return { status: response.status, body, headers: response.headers };
-}
+export const call = api;
 
 export const login = (server: { url: string }, body: Record<string, unknown>, headers?: Record<string, string>) =>
   call(server, 'POST', '/v1/auth/login', { body, headers });

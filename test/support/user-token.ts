@@ -17,14 +17,16 @@ export async function createTestUser(server: TestServer, scopes: string[], name 
   return { id: user.id, email, password, scopes };
 }
 
-/**
- * A real user access token: the authorization code flow with the demo client, through
- * the login and consent forms over HTTP, as openid-client runs it.
- */
-export async function userAccessToken(server: TestServer, user: { email: string; password: string }, scope: string): Promise<string> {
-  const config = await oidc.discovery(new URL(server.url), server.demoClient.client_id, server.demoClient.client_secret, undefined, {
+/** The demo client's openid-client configuration (for refresh, introspection). */
+export async function demoClientConfig(server: TestServer): Promise<oidc.Configuration> {
+  return oidc.discovery(new URL(server.url), server.demoClient.client_id, server.demoClient.client_secret, undefined, {
     execute: [oidc.allowInsecureRequests],
   });
+}
+
+/** A full token response (access and, with offline_access, refresh token) through the code flow and the login forms. */
+export async function codeFlowTokens(server: TestServer, user: { email: string; password: string }, scope: string) {
+  const config = await demoClientConfig(server);
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const url = oidc.buildAuthorizationUrl(config, {
@@ -36,7 +38,15 @@ export async function userAccessToken(server: TestServer, user: { email: string;
   });
   const callback = await signInThroughForms(url.toString(), server.url, user);
   const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
-  return tokens.access_token;
+  return { config, tokens };
+}
+
+/**
+ * A real user access token: the authorization code flow with the demo client, through
+ * the login and consent forms over HTTP, as openid-client runs it.
+ */
+export async function userAccessToken(server: TestServer, user: { email: string; password: string }, scope: string): Promise<string> {
+  return (await codeFlowTokens(server, user, scope)).tokens.access_token;
 }
 
 /** A client-credentials token of the demo client (a non-user principal). */
