@@ -109,7 +109,7 @@ describe('mix-up defence: every authorization response names its issuer (RFC 920
     expect(denied.searchParams.get('error')).toBe('access_denied');
     expect(denied.searchParams.get('iss')).toBe(server.url);
 
-    for (const extra of [{ prompt: 'none' }, { response_type: 'none' }]) {
+    for (const extra of [{ prompt: 'none' }, { response_type: 'none' }] as Record<string, string>[]) {
       const res = await fetch(authorizeUrl(server, extra), { redirect: 'manual' });
       const location = new URL(res.headers.get('location')!);
       expect(location.searchParams.get('error')).toBeTruthy();

@@ -3,6 +3,8 @@
 import net from 'node:net';
 import { expect } from 'vitest';
 import type { TestServer } from './test-server.ts';
+import type { ApiAnswer } from './admin-client.ts';
+import { postForm } from './service-account.ts';
 
 export const basicAuth = (id: string, secret: string): string =>
   `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -25,20 +27,9 @@ export function authorizeUrl(server: TestServer, extra: Record<string, string> =
   return url.toString();
 }
 
-/** A form POST to an OAuth endpoint (token, introspection, revocation). */
-export async function oauthPost(server: { url: string }, path: string, form: Record<string, string>, authorization?: string): Promise<{ status: number; body: any; headers: Headers }> {
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-  if (authorization) headers.authorization = authorization;
-  const res = await fetch(`${server.url}${path}`, { method: 'POST', headers, body: new URLSearchParams(form) });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON: keep the text
-  }
-  return { status: res.status, body, headers: res.headers };
-}
+/** A form POST to an OAuth endpoint (token, introspection, revocation), with optional client authentication. */
+export const oauthPost = (server: { url: string }, path: string, form: Record<string, string>, authorization?: string): Promise<ApiAnswer> =>
+  postForm(server, path, form, authorization ? { authorization } : {});
 
 /** The contract's /v1 error: `{error, code, request_id}` (request id as in the header), nothing internal. */
 export function expectV1Error(res: { status: number; body: any; headers: Headers }, status: number, code: string): void {
