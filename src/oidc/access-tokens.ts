@@ -22,6 +22,13 @@ export type VerifyResult =
   | { ok: false; reason: 'malformed' | 'signature' | 'expired' | 'claims' | 'revoked' };
 
 const revokedKey = (jti: string) => `revoked-jti:${jti}`;
+/**
+ * How far in the future a token's iat may lie: the clock difference tolerated between the
+ * instance that signed it and the one checking it. A token that claims to be issued later
+ * than that (RFC 7519 §4.1.6) is not valid yet: it comes from a clock, or a hand, that
+ * should not be trusted.
+ */
+export const MAX_IAT_SKEW_SECONDS = 60;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 export const looksLikeJwt = (value: string): boolean => value.length < 8192 && JWT_SHAPE.test(value);
@@ -63,6 +70,7 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
       return { ok: false, reason: 'claims' };
     }
     const claims = payload as AccessTokenClaims;
+    if (typeof claims.iat !== 'number' || claims.iat > clock.now() / 1000 + MAX_IAT_SKEW_SECONDS) return { ok: false, reason: 'claims' };
     const [denied, grantAlive] = await Promise.all([
       store.get(revokedKey(claims.jti)),
       claims.gid ? grantIsAlive(store, claims.gid) : Promise.resolve(true),
