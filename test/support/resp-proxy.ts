@@ -1,0 +1,124 @@
+// A loopback TCP proxy in front of Redis that reads the commands a client sends (RESP
+// arrays, as ioredis writes them) and can stop the client at an exact command: before the
+// command reaches Redis, or right after Redis has run it. Fault tests use it to kill a
+// server process at a precise step of a multi-step operation.
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+export interface Trap {
+  /** Sees every command (lower-cased name first) of every client, in order; true fires the trap. */
+  match(args: string[]): boolean;
+  /** 'before': the command never reaches Redis. 'after': Redis runs it (and answers) first. */
+  when: 'before' | 'after';
+}
+
+export interface RespProxy {
+  url: string;
+  port: number;
+  /**
+   * Arms a trap and resolves once it has fired: from then on the connection that sent the
+   * command is frozen (nothing more goes either way), so its client can be killed with
+   * nothing done after that command.
+   */
+  trap(trap: Trap): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** One complete RESP array of bulk strings at `offset`, or null when more bytes are needed. */
+export function parseCommand(buf: Buffer, offset: number): { args: string[]; end: number } | null {
+  const crlf = (from: number) => buf.indexOf('\r\n', from, 'latin1');
+  if (offset >= buf.length) return null;
+  if (buf[offset] !== 0x2a) throw new Error(`not a RESP array at byte ${offset}`);
+  const header = crlf(offset);
+  if (header < 0) return null;
+  const count = Number(buf.toString('latin1', offset + 1, header));
+  let pos = header + 2;
+  const args: string[] = [];
+  for (let i = 0; i < count; i++) {
+    if (pos >= buf.length) return null;
+    if (buf[pos] !== 0x24) throw new Error(`not a RESP bulk string at byte ${pos}`);
+    const lengthEnd = crlf(pos);
+    if (lengthEnd < 0) return null;
+    const length = Number(buf.toString('latin1', pos + 1, lengthEnd));
+    const start = lengthEnd + 2;
+    if (start + length + 2 > buf.length) return null;
+    args.push(buf.toString('utf8', start, start + length));
+    pos = start + length + 2;
+  }
+  if (args.length) args[0] = args[0].toLowerCase();
+  return { args, end: pos };
+}
+
+export async function startRespProxy(upstream: { host: string; port: number }): Promise<RespProxy> {
+  let armed: { trap: Trap; fired: (args: string[]) => void } | undefined;
+  const sockets = new Set<net.Socket>();
+
+  const server = net.createServer((client) => {
+    const redis = net.connect(upstream);
+    sockets.add(client);
+    sockets.add(redis);
+    let frozen = false;
+    let pending = Buffer.alloc(0);
+    const end = () => {
+      client.destroy();
+      redis.destroy();
+      sockets.delete(client);
+      sockets.delete(redis);
+    };
+    client.on('error', end);
+    redis.on('error', end);
+    client.on('close', end);
+    redis.on('close', end);
+    redis.on('data', (chunk: Buffer) => {
+      if (!frozen) client.write(chunk);
+    });
+    client.on('data', (chunk: Buffer) => {
+      if (frozen) return;
+      pending = Buffer.concat([pending, chunk]);
+      let offset = 0;
+      for (;;) {
+        const command = parseCommand(pending, offset);
+        if (!command) break;
+        const bytes = pending.subarray(offset, command.end);
+        offset = command.end;
+        const hit = armed && armed.trap.match(command.args) ? armed : undefined;
+        if (!hit) {
+          redis.write(bytes);
+          continue;
+        }
+        armed = undefined;
+        frozen = true;
+        if (hit.trap.when === 'before') {
+          hit.fired(command.args);
+        } else {
+          // Redis answers in order: once it echoes a PING sent after the command, it has run it.
+          const marker = `proxy-${randomBytes(8).toString('hex')}`;
+          let replies = '';
+          redis.on('data', (reply: Buffer) => {
+            replies += reply.toString('latin1');
+            if (replies.includes(marker)) hit.fired(command.args);
+          });
+          redis.write(bytes);
+          redis.write(`*2\r\n$4\r\nPING\r\n$${marker.length}\r\n${marker}\r\n`);
+        }
+        break;
+      }
+      pending = pending.subarray(offset);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    trap(trap) {
+      return new Promise<string[]>((resolve) => {
+        armed = { trap, fired: resolve };
+      });
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
