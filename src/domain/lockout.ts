@@ -85,6 +85,11 @@ export function createLockout(deps: { store: Store; clock: Clock; secrets: Serve
       await lockAccount(account, email, facts, actor);
       throw locked(current.lockSeconds * 1000);
     }
+    // A concurrent attempt may have locked the account between the check above and this
+    // count; the lock restarted the count, so this attempt would pass as the first of a new
+    // window. Looking again now that it is counted closes that gap.
+    const since = Math.max(await blockedFor(account), await blockedFor(ip));
+    if (since > 0) throw locked(since);
 
     return {
       async fail() {

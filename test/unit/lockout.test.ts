@@ -58,6 +58,25 @@ describe('lockout', () => {
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(policy.maxFailures);
   });
 
+  it('refuses an attempt checked before a concurrent lock and counted after the lock restarted the count', async () => {
+    const clock = createManualClock(Date.UTC(2030, 0, 1));
+    const memory = createMemoryStore(clock);
+    const audit = createAuditLog({ store: memory, clock, logger: createLogger('silent'), maxEntries: 1000 });
+    // The first count taken waits while other attempts lock the account (the race of two requests).
+    let race: (() => Promise<void>) | undefined;
+    const store = { ...memory, async increment(key: string, ttlMs: number) {
+      const other = race;
+      race = undefined;
+      if (other) await other();
+      return memory.increment(key, ttlMs);
+    } };
+    const lockout = createLockout({ store, clock, secrets: deriveServerSecrets('unit-test-root-secret-0123456789abcdef'), audit, policy: () => ({ ...policy, delaySeconds: 0 }) });
+    race = async () => {
+      for (let i = 0; i < policy.maxFailures; i++) await (await lockout.begin('raced@example.test', { ip: '192.0.2.8' })).fail();
+    };
+    expect(await refusedFor(lockout, 'raced@example.test', '192.0.2.8')).toBe(600);
+  });
+
   it('locks an address after ipMaxFailures across accounts', async () => {
     const { lockout } = setup({ delaySeconds: 0 });
     for (let i = 0; i < 6; i++) await (await lockout.begin(`spray${i}@example.test`, { ip: '203.0.113.5' })).fail();
