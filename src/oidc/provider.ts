@@ -3,7 +3,7 @@ import type { Deps } from '../deps.ts';
 import { apiAudienceOf } from '../config/load.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { oidcScopes, parseScope } from '../domain/scopes.ts';
-import { html } from '../../views/html.ts';
+import { html, SafeHtml } from '../../views/html.ts';
 import { renderMessage } from '../../views/message.ts';
 import { createFindAccount } from './find-account.ts';
 import { jwtTokenEndpointsMiddleware } from './jwt-token-endpoints.ts';
@@ -191,8 +191,8 @@ export function buildProvider(deps: Deps): Provider {
 }
 
 /** Marks provider-generated form markup (already escaped by the provider) as safe. */
-function rawHtml(markup: string) {
-  return { value: markup, toString: () => markup } as unknown as ReturnType<typeof html>;
+function rawHtml(markup: string): SafeHtml {
+  return new SafeHtml(markup);
 }
 
 export type OidcContext = KoaContextWithOIDC;
