@@ -79,9 +79,16 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
     return { ok: true, claims };
   }
 
-  /** Puts the token's jti on the deny-list until the token would have expired anyway. */
-  async function revoke(claims: Pick<AccessTokenClaims, 'jti' | 'exp'>): Promise<void> {
-    const ttlMs = claims.exp * 1000 - clock.now();
+  /**
+   * Puts the token's jti on the deny-list. The entry expires on the store's time while the
+   * token expires by the clock, so it is kept for the token's whole lifetime (exp - iat)
+   * past its expiry: a clock that steps back, by anything up to that lifetime, finds the
+   * token still revoked instead of valid again.
+   */
+  async function revoke(claims: Pick<AccessTokenClaims, 'jti' | 'exp' | 'iat'>): Promise<void> {
+    const remainingMs = Math.max(0, claims.exp * 1000 - clock.now());
+    const lifetimeMs = typeof claims.iat === 'number' && claims.iat < claims.exp ? (claims.exp - claims.iat) * 1000 : remainingMs;
+    const ttlMs = remainingMs + lifetimeMs;
     if (ttlMs > 0) await store.set(revokedKey(claims.jti), '1', { ttlMs });
   }
 
