@@ -18,14 +18,21 @@ export const normaliseTotpCode = (code: string): string => code.replace(/\s+/g, 
 
 export const looksLikeTotpCode = (code: string): boolean => CODE_SHAPE.test(normaliseTotpCode(code));
 
+/** How long the last accepted step of a user is remembered: the largest clock step back it guards against. */
+const LAST_STEP_TTL_MS = 30 * 24 * 3600 * 1000;
+
 /**
  * TOTP (RFC 6238) through otplib, timed by the injected clock. A code is accepted at most
  * once per user: the time step it matched is claimed in the store with one atomic SET NX.
+ * And never a step at or before the last one accepted (RFC 6238 §5.2): the claim expires
+ * after a few steps, so without this a clock that steps back would reopen old steps and
+ * take their codes a second time.
  */
 export function createTotp(deps: { store: Store; clock: Clock }) {
   const { store, clock } = deps;
   const at = (epochMs: number) => authenticator.clone({ epoch: epochMs, step: STEP_SECONDS, window: 0 });
   const usedKey = (userId: string, counter: number) => `totp-used:${userId}:${counter}`;
+  const lastStepKey = (userId: string) => `totp-last:${userId}`;
 
   const newSecret = (): string => authenticator.generateSecret(SECRET_BYTES);
 
@@ -54,13 +61,19 @@ export function createTotp(deps: { store: Store; clock: Clock }) {
     return matched;
   }
 
-  /** True when the code is right and its time step has not been used by this user before. */
+  /** True when the code is right and its time step is later than any this user has used. */
   async function verifyOnce(userId: string, secret: string, code: string): Promise<boolean> {
     const step = matchingStep(secret, code);
     if (step === null) return false;
+    const last = Number(await store.get(lastStepKey(userId)) ?? -1);
+    if (Number.isFinite(last) && step <= last) return false;
     // Kept until the step can no longer match (drift on both sides), then forgotten.
     const ttlMs = (2 * DRIFT_STEPS + 2) * STEP_SECONDS * 1000;
-    return store.set(usedKey(userId, step), '1', { onlyIfAbsent: true, ttlMs });
+    if (!(await store.set(usedKey(userId, step), '1', { onlyIfAbsent: true, ttlMs }))) return false;
+    // Two different codes accepted at the same moment may leave the lower step here; each is
+    // still single use through its claim above.
+    await store.set(lastStepKey(userId), String(step), { ttlMs: LAST_STEP_TTL_MS });
+    return true;
   }
 
   return { newSecret, otpauthUrl, qrCode, currentCode, verifyOnce };
