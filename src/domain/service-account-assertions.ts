@@ -105,8 +105,13 @@ export function createAssertionVerifier(deps: { accounts: ServiceAccountReposito
 
     if (typeof claims.jti === 'string') {
       const skewMs = policy.clockSkewSeconds * 1000;
-      // Remember the jti for as long as the assertion could still be accepted.
-      const ttlMs = (claims.exp as number) * 1000 + skewMs - clock.now();
+      const exp = (claims.exp as number) * 1000;
+      const iat = (claims.iat as number) * 1000;
+      // Remember the jti for as long as the assertion could still be accepted, and then for
+      // its whole window of acceptance (iat - skew to exp + skew) more: the marker expires on
+      // the store's time, the assertion by the clock, and a clock that steps back by less
+      // than that window must still find the jti spent.
+      const ttlMs = exp + skewMs - clock.now() + (exp - iat + 2 * skewMs);
       if (!(await store.set(jtiKey(account.id, claims.jti), '1', { ttlMs, onlyIfAbsent: true }))) {
         return withAccount('invalid_grant', 'replay', 'the assertion was already used (its jti is single use)');
       }
