@@ -44,10 +44,14 @@ export function createLockout(deps: { store: Store; clock: Clock; secrets: Serve
   const accountKey = (email: string) => `lockout:acct:${secrets.keyedHash(HASH_PURPOSE, normaliseEmail(email))}`;
   const ipKey = (ip: string | undefined) => `lockout:ip:${lockoutAddress(ip)}`;
 
-  /** Milliseconds until the block on `key` ends (0: not blocked). */
+  /**
+   * Milliseconds until the block on `key` ends (0: not blocked). Never more than a lock
+   * lasts: the block's record expires in the store after at most that long, so a clock
+   * that stepped back must not announce (Retry-After) a longer wait.
+   */
   async function blockedFor(key: string): Promise<number> {
     const until = Number(await store.get(`${key}:until`));
-    return Number.isFinite(until) ? Math.max(0, until - clock.now()) : 0;
+    return Number.isFinite(until) ? Math.min(policy().lockSeconds * 1000, Math.max(0, until - clock.now())) : 0;
   }
 
   async function block(key: string, ms: number): Promise<void> {
