@@ -69,7 +69,7 @@ describe('session fixation on the sign-in pages', () => {
     const loginPage = await follow(jar, authorizeUrl(server), server.url);
     const before = new Set(jar.seen);
     expect(cookieValue(jar, `${server.url}/oauth/authorize`, '_session')).toBeUndefined();
-    const consent = await submit(jar, loginPage.page!, '/login', user, server.url);
+    const consent = await submit(jar, loginPage.page!, '/login', { email: user.email, password: user.password }, server.url);
     expect(consent.page?.html).toContain('/confirm"');
     const session = cookieValue(jar, `${server.url}/oauth/authorize`, '_session');
     expect(session).toMatch(/^[A-Za-z0-9_-]{20,}$/);
@@ -171,7 +171,7 @@ describe('CSRF: every form refuses a submission without its token or with a forg
     },
     'consent': async () => {
       const { jar, page } = await loginPage();
-      const consent = await submit(jar, page, '/login', user, server.url);
+      const consent = await submit(jar, page, '/login', { email: user.email, password: user.password }, server.url);
       return { jar, page: consent.page!, action: '/confirm', tokenField: 'csrf', values: {}, refusedStatus: 403 };
     },
     'MFA enrolment sign-in': async () => {
@@ -296,7 +296,7 @@ describe('clickjacking: no page may be framed', () => {
     let jar = new CookieJar();
     const signInStep = await follow(jar, authorizeUrl(server), server.url);
     keep('sign-in page', await get(jar, signInStep.page!.url));
-    const consent = await submit(jar, signInStep.page!, '/login', user, server.url);
+    const consent = await submit(jar, signInStep.page!, '/login', { email: user.email, password: user.password }, server.url);
     keep('consent page', await get(jar, consent.page!.url));
     await submit(jar, consent.page!, '/confirm', {}, server.url);
     keep('form_post response page', await get(jar, authorizeUrl(server, { response_mode: 'form_post' })));
@@ -309,7 +309,7 @@ describe('clickjacking: no page may be framed', () => {
 
     jar = new CookieJar();
     const mfaStart = await follow(jar, authorizeUrl(server), server.url);
-    const codeStep = await submit(jar, mfaStart.page!, '/login', mfaUser, server.url);
+    const codeStep = await submit(jar, mfaStart.page!, '/login', { email: mfaUser.email, password: mfaUser.password }, server.url);
     expect(codeStep.page?.html).toContain('/mfa"');
     keep('TOTP code page', await get(jar, codeStep.page!.url));
 
