@@ -13,12 +13,16 @@ export const grantIndexKey = (grantId: string) => `oidc:grant-index:${grantId}`;
 
 /**
  * Deletes a grant and every token stored under it (refresh tokens, codes). JWT access
- * tokens carry the grant id (`gid`) and stop verifying once the grant is gone.
+ * tokens carry the grant id (`gid`) and stop verifying once the grant is gone, and no
+ * refresh token is honoured without its grant: so the grant goes first, on its own. On a
+ * Redis Cluster a multi-key delete is split per key and can fail halfway; this way a
+ * failure either leaves the login whole (and the caller sees the error) or already ended.
  */
 export async function revokeGrant(store: Store, grantId: string): Promise<void> {
   const index = grantIndexKey(grantId);
   const keys = await store.setMembers(index);
-  await store.del([...keys, index, grantKey(grantId)]);
+  await store.del([grantKey(grantId)]);
+  await store.del([...keys, index]);
 }
 
 export function createAccountSessions(deps: { store: Store }) {
