@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { signInThroughForms } from '../support/form-login.ts';
+import { call, login, refresh, verifyStatus } from '../support/auth-client.ts';
 
 describe('on a Redis Cluster of three masters', () => {
   let cluster: RedisCluster;
@@ -43,5 +44,30 @@ describe('on a Redis Cluster of three masters', () => {
     expect((await oidc.tokenIntrospection(config, cc.access_token)).active).toBe(true);
     await oidc.tokenRevocation(config, cc.access_token);
     expect((await oidc.tokenIntrospection(config, cc.access_token)).active).toBe(false);
+  });
+
+  it('runs the /v1 side: login, API key, gateway check, shared rate-limit counters, refresh rotation, reuse and logout', async () => {
+    const signedIn = await login(server, { email: server.admin.email, password: server.admin.password });
+    expect(signedIn.status).toBe(200);
+    const key = await call(server, 'POST', '/v1/auth/api-keys', { token: signedIn.body.token, body: { name: 'cluster', scopes: ['cmdb.read'], expiresIn: '1d' } });
+    expect(key.status).toBe(201);
+    const checked = await call(server, 'GET', '/v1/auth/verify?scope=cmdb.read', { apiKey: key.body.apiKey });
+    expect(checked.status).toBe(200);
+    // Counters live in the cluster: the second request of the key sees the first.
+    const again = await call(server, 'GET', '/v1/auth/verify?scope=cmdb.read', { apiKey: key.body.apiKey });
+    expect(Number(again.headers.get('x-ratelimit-remaining'))).toBe(Number(checked.headers.get('x-ratelimit-remaining')) - 1);
+    expect((await call(server, 'GET', '/v1/auth/api-keys', { token: signedIn.body.token })).body.apiKeys).toHaveLength(1);
+
+    const rotated = await refresh(server, signedIn.body.refreshToken);
+    expect(rotated.status).toBe(200);
+    expect((await refresh(server, signedIn.body.refreshToken)).status).toBe(401);
+    expect(await verifyStatus(server, rotated.body.token)).toBe(401);
+
+    const second = await login(server, { email: server.admin.email, password: server.admin.password });
+    expect((await call(server, 'POST', '/v1/auth/logout', { token: second.body.token })).status).toBe(204);
+    expect((await refresh(server, second.body.refreshToken)).status).toBe(401);
+    expect(await verifyStatus(server, second.body.token)).toBe(401);
+    const audit = await call(server, 'GET', '/v1/admin/audit?type=token.refresh_reuse', { token: (await login(server, { email: server.admin.email, password: server.admin.password })).body.token });
+    expect(audit.body.events).toHaveLength(1);
   });
 });
