@@ -22,13 +22,21 @@ function tlsOptions(config: Pick<Config, 'tlsCertFile' | 'tlsKeyFile'>): { cert:
   return { cert: readFileSync(tlsCertFile), key: readFileSync(tlsKeyFile) };
 }
 
+/**
+ * Bounds on slow clients (slow-loris): headers within 10 s (or REQUEST_TIMEOUT if shorter),
+ * the whole request within REQUEST_TIMEOUT; then Node answers 408 and closes. Node checks
+ * these on an interval (30 s by default); a quarter of the header bound keeps them tight.
+ */
+function slowClientLimits(config: Pick<Config, 'requestTimeout'>) {
+  const requestTimeout = config.requestTimeout * 1000;
+  const headersTimeout = Math.min(10_000, requestTimeout);
+  return { requestTimeout, headersTimeout, connectionsCheckingInterval: Math.max(250, headersTimeout / 4) };
+}
+
 export async function startServer(deps: Deps, options: { port?: number; host?: string } = {}): Promise<RunningServer> {
   const app = createApp(deps);
   const tls = tlsOptions(deps.config);
-  const server = tls ? createHttpsServer(tls, app.koa.callback()) : createServer(app.koa.callback());
-  // Bound slow clients: headers within 10 s, whole request within 30 s.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  const server = tls ? createHttpsServer({ ...tls, ...slowClientLimits(deps.config) }, app.koa.callback()) : createServer(slowClientLimits(deps.config), app.koa.callback());
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -97,6 +97,7 @@ export const settings = {
   inviteTtl: { env: 'INVITE_TTL', schema: seconds(7 * 24 * 3600), doc: 'lifetime of a user invitation or admin password-reset link, seconds' },
   metricsToken: { env: 'METRICS_TOKEN', schema: z.string().min(16, 'must be at least 16 characters').optional(), doc: 'bearer token GET /metrics requires; unset: /metrics is open (keep it off the public ingress)' },
   shutdownTimeout: { env: 'SHUTDOWN_TIMEOUT', schema: seconds(10), doc: 'on SIGTERM, how long in-flight requests may run before the process exits anyway, seconds' },
+  requestTimeout: { env: 'REQUEST_TIMEOUT', schema: seconds(30), doc: 'how long a client may take to send a whole request (its headers: at most 10 s), seconds; a slower one (slow-loris) is answered 408 and disconnected' },
   auditMaxEntries: { env: 'AUDIT_MAX_ENTRIES', schema: z.coerce.number().int().min(1000).default(100_000), doc: 'audit events kept in the store (oldest dropped first)' },
   clients: { env: undefined, schema: z.array(clientConfigSchema).default([]), doc: 'OAuth clients declared in the config file' },
 } as const;
