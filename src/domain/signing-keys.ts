@@ -5,6 +5,11 @@ import type { ServerSecrets } from './secrets.ts';
 
 const KEYS = 'signing-keys';
 const SEAL_PURPOSE = 'signing-keys';
+/** How long a rotation holds its claim on the next version (it needs well under a second). */
+const ROTATION_CLAIM_MS = 15_000;
+/** How long a rotation that lost the claim waits for the other one's keys. */
+const ROTATION_WAIT_MS = 20_000;
+const ROTATION_POLL_MS = 100;
 
 export interface StoredSigningKey {
   jwk: JWK;
@@ -65,19 +70,32 @@ export function createSigningKeyStore(deps: { store: Store; secrets: ServerSecre
   /**
    * Adds a new generation that signs from now on; the previous keys stay published until
    * every token they signed has expired (retireAfterMs), then drop out.
+   *
+   * A rotation is a read, a key generation (RSA: a good part of a second) and a write: two
+   * at once (two admins, a CLI cron on two hosts) would both build on the same set and
+   * the later write would drop the other's keys, which its instance may already sign
+   * with. So each version is claimed first (SET NX); a rotation that loses the claim waits
+   * for the winner's set and builds on it.
    */
   async function rotate(retireAfterMs: number): Promise<SigningKeySet> {
-    const current = await load();
-    const now = clock.now();
-    const next: SigningKeySet = {
-      version: current.version + 1,
-      keys: [
-        ...(await generateGeneration(now)),
-        ...current.keys.map((k) => ({ ...k, retireAt: k.retireAt ?? now + retireAfterMs })),
-      ],
-    };
-    await write(next);
-    return next;
+    for (let waited = 0; ; waited += ROTATION_POLL_MS) {
+      const current = await load();
+      const claim = `${KEYS}:rotating:${current.version + 1}`;
+      if (await store.set(claim, '1', { onlyIfAbsent: true, ttlMs: ROTATION_CLAIM_MS })) {
+        const now = clock.now();
+        const next: SigningKeySet = {
+          version: current.version + 1,
+          keys: [
+            ...(await generateGeneration(now)),
+            ...current.keys.map((k) => ({ ...k, retireAt: k.retireAt ?? now + retireAfterMs })),
+          ],
+        };
+        await write(next);
+        return next;
+      }
+      if (waited >= ROTATION_WAIT_MS) throw new Error('another signing-key rotation is still running; try again');
+      await new Promise((resolve) => setTimeout(resolve, ROTATION_POLL_MS));
+    }
   }
 
   return { load, rotate, prune };

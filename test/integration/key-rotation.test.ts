@@ -66,4 +66,16 @@ describe('signing key rotation across instances', () => {
     expect(await jwksKids(b)).not.toContain(oldKid);
     expect(await active(b, before)).toBe(false);
   });
+
+  it('keeps both new generations when two rotations run at once (e.g. a CLI cron on two hosts)', async () => {
+    const start = await a.deps.signingKeys.load();
+    const retireAfter = longestTokenLifetimeMs(a.deps.config);
+    const [x, y] = await Promise.all([a.deps.signingKeys.rotate(retireAfter), b.deps.signingKeys.rotate(retireAfter)]);
+    const final = await a.deps.signingKeys.load();
+    expect(final.version).toBe(start.version + 2);
+    const kids = final.keys.map((k) => k.jwk.kid);
+    // Whatever either rotation handed out (and its instance may already sign with) is still in the set.
+    for (const set of [x, y]) for (const key of set.keys) expect(kids).toContain(key.jwk.kid);
+    expect(final.keys.filter((k) => k.retireAt === undefined)).toHaveLength(3);
+  });
 });
