@@ -23,13 +23,21 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   );
 }
 
-/** Strips credentials from a URL before it is logged (?api_key=, ?code=, ?token=...). */
+/**
+ * Query values that look like a credential whatever the parameter is called (a client that
+ * puts its token in ?jwt= or ?bearer= is refused, but the line must not keep it): JWTs, API
+ * keys, and long opaque tokens (refresh tokens, codes and secrets are 32+ such characters).
+ */
+const CREDENTIAL_VALUE = /^(eyJ[\w-]*\.[\w-]*\.[\w-]*|nsa_\w+|[\w.~+/-]{32,}={0,2})$/;
+
+/** Strips credentials from a URL before it is logged (?api_key=, ?code=, ?token=..., and any value shaped like one). */
 export function safePath(url: string): string {
   const q = url.indexOf('?');
   if (q === -1) return url;
   const params = new URLSearchParams(url.slice(q + 1));
   for (const name of [...params.keys()]) {
-    if (/key|token|code|secret|password|assertion|state|nonce/i.test(name)) params.set(name, '[redacted]');
+    const secretName = /key|token|code|secret|password|assertion|state|nonce/i.test(name);
+    if (secretName || params.getAll(name).some((value) => CREDENTIAL_VALUE.test(value.trim()))) params.set(name, '[redacted]');
   }
   const rest = params.toString();
   return url.slice(0, q) + (rest ? `?${rest}` : '');

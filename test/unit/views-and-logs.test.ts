@@ -26,4 +26,15 @@ describe('logs', () => {
     expect(safePath('/demo/callback?code=abc&state=s')).not.toContain('abc');
     expect(safePath('/healthz')).toBe('/healthz');
   });
+
+  it('strip values shaped like a credential from logged URLs, whatever their parameter is called', () => {
+    const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
+    for (const value of [jwt, 'nsa_live_0123456789abcdefghijklmnopqrstuv', 'A'.repeat(43), `${'x'.repeat(40)}==`]) {
+      const logged = safePath(`/v1/auth/verify?jwt=${encodeURIComponent(value)}&bearer=${encodeURIComponent(value)}&scope=cmdb.read`);
+      expect(logged).toBe('/v1/auth/verify?jwt=%5Bredacted%5D&bearer=%5Bredacted%5D&scope=cmdb.read');
+    }
+    // Ordinary values stay readable.
+    expect(safePath('/oauth/authorize?client_id=demo-app&scope=openid+cmdb.read&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb'))
+      .toBe('/oauth/authorize?client_id=demo-app&scope=openid+cmdb.read&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb');
+  });
 });
