@@ -90,7 +90,7 @@ export function medianOf(runs: RunResult[]): RunResult {
     perCpuSecond: pick((r) => r.perCpuSecond),
     rssMiB: pick((r) => r.rssMiB),
     redisPerRequest: pick((r) => r.redisPerRequest),
-    redisByCommand: Object.fromEntries([...commands].map((c) => [c, median(runs.map((r) => r.redisByCommand[c] ?? 0))])),
+    redisByCommand: Object.fromEntries([...commands].map((c) => [c, median(runs.map((r) => r.redisByCommand[c] ?? 0))] as const).filter(([, v]) => v > 0)),
     redisCpuSPer1000: pick((r) => r.redisCpuSPer1000),
   };
 }
