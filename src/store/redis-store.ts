@@ -132,7 +132,13 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   };
 }
 
+/**
+ * Errors that mean "Redis cannot serve this now", answered 503 rather than 500: the
+ * connection is down or slow, Redis is loading its data, the cluster is reconfiguring, or
+ * Redis refuses writes (OOM: full under `maxmemory-policy noeviction`; READONLY: a failover
+ * left the endpoint on a replica; MASTERDOWN: a replica lost its primary).
+ */
 function isConnectionError(err: unknown): boolean {
   const message = (err as Error)?.message ?? '';
-  return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|MaxRetriesPerRequest|Command timed out|connect ETIMEDOUT|LOADING|CLUSTERDOWN/i.test(message);
+  return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|MaxRetriesPerRequest|Command timed out|connect ETIMEDOUT|LOADING|CLUSTERDOWN|TRYAGAIN|^OOM |^READONLY |^MASTERDOWN /i.test(message);
 }
