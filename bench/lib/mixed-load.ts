@@ -22,7 +22,7 @@ export interface LoadCredentials {
   fixtures: Fixtures;
   /** An API key with scope cmdb.read. */
   apiKey: string;
-  /** A user access token (JWT) with scope cmdb.read that outlives the run. */
+  /** A user access token (JWT) with scope cmdb.read, used until a worker has signed in itself. */
   userToken: string;
   /** One user per worker: lockout counts parallel attempts per account, as it should. */
   users: BenchUser[];
@@ -209,7 +209,9 @@ export async function runMixedLoad(options: MixedLoadOptions): Promise<MixedLoad
         const active = a.body?.active === true;
         record(done(a, a.status === 200 && !active ? { problem: 'inactive' } : {}), a.status === 200 && active);
       } else if (op === 'verify-api-key' || op === 'verify-jwt') {
-        const credential: Record<string, string> = op === 'verify-api-key' ? { 'x-api-key': credentials.apiKey } : { authorization: `Bearer ${credentials.userToken}` };
+        // The JWT of the worker's own login once it has one (renewed by its refreshes, so a run may outlast one token's lifetime).
+        const jwt = chain.firstParty.accessToken ?? credentials.userToken;
+        const credential: Record<string, string> = op === 'verify-api-key' ? { 'x-api-key': credentials.apiKey } : { authorization: `Bearer ${jwt}` };
         const a = await send(`${target}/v1/auth/verify?scope=cmdb.read`, { headers: { ...headers, ...credential } }, timeoutMs);
         record(done(a), a.status === 200);
       } else if (op === 'login') {
