@@ -13,7 +13,7 @@ const tokenResponse = z.object({
   scope: z.string(),
 });
 const oauthError = z.object({
-  error: z.enum(['invalid_request', 'invalid_grant', 'invalid_scope', 'unsupported_grant_type']),
+  error: z.enum(['invalid_request', 'invalid_grant', 'invalid_scope', 'unsupported_grant_type', 'temporarily_unavailable']),
   error_description: z.string(),
   request_id: z.string(),
 });
@@ -40,7 +40,8 @@ export function serviceAccountTokenRoutes(deps: Deps, provider: () => Provider):
       }),
       responses: {
         200: { description: 'Access token (a JWT like all others; sub is the account id)', schema: tokenResponse },
-        400: { description: 'RFC 6749 error: invalid_request, invalid_grant, invalid_scope or unsupported_grant_type', schema: oauthError },
+        400: { description: 'RFC 6749 error: invalid_request, invalid_grant, invalid_scope or unsupported_grant_type (a malformed, oversized or wrongly typed body too: invalid_request, with 400, 413 or 415)', schema: oauthError },
+        429: { description: 'RFC 6749 error temporarily_unavailable: rate limited; Retry-After says when to try again', schema: oauthError },
       },
       async handler(ctx, { body }) {
         ctx.set('Cache-Control', 'no-store');

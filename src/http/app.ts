@@ -21,6 +21,7 @@ import { corsPolicy } from './koa-cors.ts';
 import { clientVersion } from './koa-client-version.ts';
 import { oauthRateLimit, rateLimitDepsOf } from './koa-rate-limit.ts';
 import { providerStoreOutage } from '../oidc/provider-edge.ts';
+import { SERVICE_ACCOUNT_TOKEN_PATH } from '../oidc/service-account-tokens.ts';
 
 export interface App {
   koa: Koa;
@@ -57,7 +58,7 @@ export function createApp(deps: Deps): App {
   koa.use(requestLog(deps.logger));
   koa.use(httpMetrics(deps.metrics));
   koa.use(securityHeaders());
-  koa.use(errorHandler(deps.logger));
+  koa.use(errorHandler(deps.logger, { oauthFormPaths: [SERVICE_ACCOUNT_TOKEN_PATH] }));
   koa.use(forceHttps({ enabled: deps.config.forceHttps, publicUrl: deps.config.publicUrl }));
   koa.use(corsPolicy(() => deps.settings.current().corsOrigins));
   koa.use(clientVersion({ minimum: deps.config.minClientVersion }));

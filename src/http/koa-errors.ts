@@ -6,10 +6,13 @@ import { StoreUnavailableError } from '../store/store.ts';
 /**
  * The one place that decides what a client sees of an error: AppError becomes the
  * contract's {error, code, request_id}; a store outage a 503; anything else a bland 500.
- * Under /oauth/ the same errors keep the RFC 6749 §5.2 form OAuth clients parse
- * ({error, error_description}, plus request_id).
+ * Under /oauth/, and on the `oauthFormPaths` that answer OAuth clients elsewhere (the
+ * service-account token endpoint under /v1), the same errors keep the RFC 6749 §5.2 form
+ * OAuth clients parse ({error, error_description}, plus request_id): also those raised
+ * before the route runs (body too large, wrong Content-Type, malformed body, rate limit).
  */
-export function errorHandler(logger: Logger): Middleware {
+export function errorHandler(logger: Logger, options: { oauthFormPaths?: readonly string[] } = {}): Middleware {
+  const oauthFormPaths = new Set(options.oauthFormPaths ?? []);
   return async (ctx, next) => {
     try {
       await next();
@@ -26,7 +29,7 @@ export function errorHandler(logger: Logger): Middleware {
       ctx.status = appError.status;
       for (const [name, value] of Object.entries(appError.headers)) ctx.set(name, value);
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = ctx.path.startsWith('/oauth/') ? oauthBody(appError, requestId) : appError.toBody(requestId);
+      ctx.body = ctx.path.startsWith('/oauth/') || oauthFormPaths.has(ctx.path) ? oauthBody(appError, requestId) : appError.toBody(requestId);
     }
   };
 }

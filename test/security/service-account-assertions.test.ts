@@ -125,6 +125,19 @@ describe('service-account assertions cannot be forged, bent or borrowed', () => 
     }
   });
 
+  it('answers bodies refused before the grant runs (type, size, syntax) in RFC 6749 form too', async () => {
+    const post = (body: string, contentType: string) => fetch(`${server.url}${V1_TOKEN_PATH}`, { method: 'POST', headers: { 'content-type': contentType }, body });
+    for (const [res, status] of [
+      [await post(JSON.stringify({ grant_type: JWT_BEARER, assertion: 'x' }), 'application/json'), 415],
+      [await post(`grant_type=${encodeURIComponent(JWT_BEARER)}&assertion=${'x'.repeat(100_000)}`, 'application/x-www-form-urlencoded'), 413],
+      [await post(`assertion${'[a]'.repeat(40)}=1`, 'application/x-www-form-urlencoded'), 400],
+    ] as const) {
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(res.status).toBe(status);
+      expect(body).toEqual({ error: 'invalid_request', error_description: expect.any(String), request_id: res.headers.get('x-request-id') });
+    }
+  });
+
   it('refuses one of our own access tokens as an assertion, and an assertion as an access token', async () => {
     const accessToken = (await login(server, { email: server.admin.email, password: server.admin.password })).body.token as string;
     await refused(accessToken);
