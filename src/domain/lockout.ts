@@ -11,10 +11,21 @@ export type LockoutPolicy = RuntimePolicy['lockout'];
 
 /** One sign-in attempt, counted against the account before its credentials are checked. */
 export interface LoginAttempt {
-  /** Records a wrong password or code: growing delays, then a lock of the account (and of the IP). */
+  /**
+   * Records a wrong password or code: growing delays, then a lock of the account (and of the
+   * IP). Throws 429 ACCOUNT_LOCKED for a failure past the address's limit, which the caller
+   * must not report as a wrong password.
+   */
   fail(): Promise<void>;
   /** Clears the account's failure count after a complete sign-in. */
   succeed(): Promise<void>;
+  /**
+   * Throws 429 ACCOUNT_LOCKED when the client's address was locked while this attempt ran.
+   * Call it once the credentials are checked and before the caller learns the outcome:
+   * attempts sent in parallel (a password spray) all pass the address check of begin()
+   * before the first of them fails.
+   */
+  recheckAddress(): Promise<void>;
 }
 
 const HASH_PURPOSE = 'lockout';
@@ -98,24 +109,38 @@ export function createLockout(deps: { store: Store; clock: Clock; secrets: Serve
     return {
       async fail() {
         const now = policy();
-        const ipFailures = (await store.increment(`${ip}:count`, now.windowSeconds * 1000)).count;
         if (count >= now.maxFailures) {
           await lockAccount(account, email, facts, actor);
         } else if (count > now.delayAfter && now.delaySeconds > 0) {
           const delay = Math.min(now.delaySeconds * 2 ** (count - now.delayAfter - 1), now.lockSeconds);
           await block(account, delay * 1000);
         }
-        if (ipFailures >= now.ipMaxFailures && (await blockedFor(ip)) === 0) {
+        // The address. Attempts sent in parallel (a password spray) are all let in before the
+        // first of them fails: only failures within the address's limit are told as such,
+        // the others are refused as locked. A locked address counts nothing more.
+        const ipWait = await blockedFor(ip);
+        if (ipWait > 0) throw locked(ipWait);
+        const ipFailures = (await store.increment(`${ip}:count`, now.windowSeconds * 1000)).count;
+        if (ipFailures > now.ipMaxFailures) throw locked(now.lockSeconds * 1000);
+        if (ipFailures === now.ipMaxFailures) {
           await block(ip, now.lockSeconds * 1000);
           await store.del([`${ip}:count`]);
           await audit.record({
             type: 'account.locked', outcome: 'failure', actor, ...facts,
             details: { scope: 'ip', address: lockoutAddress(facts.ip), seconds: now.lockSeconds },
           });
+          return;
         }
+        // Locked (and its count restarted) by another attempt while this one was counted.
+        const lockedMeanwhile = await blockedFor(ip);
+        if (lockedMeanwhile > 0) throw locked(lockedMeanwhile);
       },
       async succeed() {
         await store.del([`${account}:count`, `${account}:until`]);
+      },
+      async recheckAddress() {
+        const wait = await blockedFor(ip);
+        if (wait > 0) throw locked(wait);
       },
     };
   }

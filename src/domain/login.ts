@@ -34,6 +34,8 @@ export function createLoginService(deps: { users: UserRepository; lockout: Locko
   async function checkPassword(email: string, password: string, facts: RequestFacts, channel: LoginChannel): Promise<PasswordCheck> {
     const attempt = await lockout.begin(email, facts);
     const user = await users.verifyPassword(email, password);
+    // Refuses, before telling right from wrong, what finished after the address was locked.
+    await attempt.recheckAddress();
     if (!user || user.disabled) {
       await attempt.fail();
       await failed(user?.id, email, user ? 'disabled' : 'password', channel, facts);

@@ -122,3 +122,36 @@ describe('TOTP codes are single use and guesses are limited (lock after 4 failur
     expect(server.deps.mfa.isEnabled((await server.deps.users.findById(user.id))!)).toBe(true);
   });
 });
+
+describe('password spraying from one address in parallel (address locks after 5 failures)', () => {
+  let server: TestServer;
+  const IP_MAX = 5;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { lockoutIpMaxFailures: IP_MAX, lockoutMaxFailures: 100, lockoutDelaySeconds: 0 } });
+  });
+  afterAll(() => server?.close());
+
+  it('tells a burst of 40 API logins at most 5 wrong passwords; the rest, the right one included, get 429', async () => {
+    const victim = await createTestUser(server, ['cmdb.read'], 'spray-victim');
+    const attempts = Array.from({ length: 40 }, (_, i) => (i === 39 ? { email: victim.email, password: victim.password } : { email: `spray-${i}@example.test`, password: 'Summer2026!' }));
+    const answers = await Promise.all(attempts.map((body) => login(server, body)));
+    expect(answers.filter((a) => a.status === 401).length).toBeLessThanOrEqual(IP_MAX);
+    for (const a of answers.filter((x) => x.status !== 401 && x.status !== 200)) expectV1Error(a, 429, 'ACCOUNT_LOCKED');
+    expectV1Error(await login(server, { email: victim.email, password: victim.password }), 429, 'ACCOUNT_LOCKED');
+    server.clock.advance(901_000);
+    expect((await login(server, { email: victim.email, password: victim.password })).status).toBe(200);
+  });
+
+  it('holds the same limit on the sign-in pages, which have no request rate limit in front', async () => {
+    const pages = [];
+    for (let i = 0; i < 20; i++) {
+      const jar = new CookieJar();
+      pages.push({ jar, page: (await follow(jar, authorizeUrl(server), server.url)).page! });
+    }
+    const answers = await Promise.all(pages.map(({ jar, page }, i) => submit(jar, page, '/login', { email: `page-spray-${i}@example.test`, password: 'Summer2026!' }, server.url)));
+    const statuses = answers.map((a) => a.page!.status);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(IP_MAX);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(20 - IP_MAX);
+  });
+});

@@ -84,6 +84,19 @@ describe('lockout', () => {
     expect(await refusedFor(lockout, 'fresh@example.test', '203.0.113.6')).toBe(0);
   });
 
+  it('tells a spray sent in parallel from one address at most ipMaxFailures outcomes', async () => {
+    const { lockout } = setup({ delaySeconds: 0, maxFailures: 100 });
+    // Each attempt: let in, password checked (elsewhere), looked at again, then failed.
+    const outcomes = await Promise.allSettled(Array.from({ length: 30 }, async (_, i) => {
+      const attempt = await lockout.begin(`spray${i}@example.test`, { ip: '198.51.100.20' });
+      await attempt.recheckAddress();
+      await attempt.fail();
+    }));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(policy.ipMaxFailures);
+    for (const o of outcomes) if (o.status === 'rejected') expect((o.reason as AppError).code).toBe('ACCOUNT_LOCKED');
+    expect(await refusedFor(lockout, 'fresh@example.test', '198.51.100.20')).toBe(600);
+  });
+
   it('names addresses the way it counts them', () => {
     expect(lockoutAddress('::ffff:192.0.2.1')).toBe('192.0.2.1');
     expect(lockoutAddress('2001:db8:a:b:1:2:3:4')).toBe('2001:db8:a:b::/64');
