@@ -1,4 +1,5 @@
 import { generateKeyPair, exportJWK, calculateJwkThumbprint, type JWK } from 'jose';
+import { AppError } from '../errors/app-error.ts';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
 import type { ServerSecrets } from './secrets.ts';
@@ -41,8 +42,8 @@ async function generateGeneration(now: number): Promise<StoredSigningKey[]> {
   }));
 }
 
-export function createSigningKeyStore(deps: { store: Store; secrets: ServerSecrets; clock: Clock }) {
-  const { store, secrets, clock } = deps;
+export function createSigningKeyStore(deps: { store: Store; secrets: ServerSecrets; clock: Clock; rotationWaitMs?: number }) {
+  const { store, secrets, clock, rotationWaitMs = ROTATION_WAIT_MS } = deps;
 
   async function read(): Promise<SigningKeySet | null> {
     const raw = await store.get(KEYS);
@@ -93,7 +94,7 @@ export function createSigningKeyStore(deps: { store: Store; secrets: ServerSecre
         await write(next);
         return next;
       }
-      if (waited >= ROTATION_WAIT_MS) throw new Error('another signing-key rotation is still running; try again');
+      if (waited >= rotationWaitMs) throw new AppError('CONFLICT', { message: 'Another signing-key rotation is still running; try again' });
       await new Promise((resolve) => setTimeout(resolve, ROTATION_POLL_MS));
     }
   }

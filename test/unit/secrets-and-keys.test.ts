@@ -65,4 +65,13 @@ describe('signing keys', () => {
     clock.advance(2_000);
     expect((await keys.load()).keys.map((k) => k.jwk.kid)).toEqual(after.keys.slice(0, 3).map((k) => k.jwk.kid));
   });
+
+  it('a rotation that finds another one stuck answers 409 CONFLICT, not a crash', async () => {
+    const clock = createManualClock();
+    const store = createMemoryStore(clock);
+    const keys = createSigningKeyStore({ store, secrets: deriveServerSecrets('root-secret-for-stuck-rotation-0000'), clock, rotationWaitMs: 300 });
+    const { version } = await keys.load();
+    await store.set(`signing-keys:rotating:${version + 1}`, '1', { ttlMs: 60_000 });
+    await expect(keys.rotate(60_000)).rejects.toMatchObject({ code: 'CONFLICT', status: 409 });
+  });
 });
