@@ -52,7 +52,11 @@ export function parseConfig(raw: Record<string, unknown>): Config {
     const where = issue.path.join('.') + (envName ? ` (${envName})` : '');
     throw new ConfigError(`invalid setting ${where || '(root)'}: ${issue.message}`);
   }
-  return result.data as Config;
+  const config = result.data as Config;
+  if (config.redisCluster && config.redisSentinelName) {
+    throw new ConfigError('invalid setting redisSentinelName (REDIS_SENTINEL_NAME): cannot be combined with REDIS_CLUSTER');
+  }
+  return config;
 }
 
 /** The audience access tokens are issued for. */

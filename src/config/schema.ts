@@ -53,6 +53,8 @@ export const settings = {
   publicUrl: { env: 'PUBLIC_URL', schema: httpUrl.default('http://localhost:3000').transform((u) => u.replace(/\/+$/, '')), doc: 'issuer and base of every URL the server prints' },
   redisUrl: { env: 'REDIS_URL', schema: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), doc: 'use the Redis store; unset means the in-memory store' },
   redisCluster: { env: 'REDIS_CLUSTER', schema: bool(false), doc: 'REDIS_URL names one node of a Redis Cluster' },
+  redisSentinelName: { env: 'REDIS_SENTINEL_NAME', schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(), doc: 'Sentinel mode: the monitored master\'s name; REDIS_URL then names one sentinel (its password and database apply to the master)' },
+  redisSentinels: { env: 'REDIS_SENTINELS', schema: csv.pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each entry is host:port'))).default([]), doc: 'Sentinel mode: more sentinels, comma-separated host:port' },
   redisPrefix: { env: 'REDIS_PREFIX', schema: z.string().regex(/^[A-Za-z0-9:_-]{0,32}$/).default('nsa:'), doc: 'prefix of every Redis key' },
   adminEmail: { env: 'ADMIN_EMAIL', schema: z.string().email().default('admin@example.com'), doc: 'bootstrap admin email (created once when no admin exists)' },
   adminPassword: { env: 'ADMIN_PASSWORD', schema: z.string().min(12, 'must be at least 12 characters').optional(), doc: 'bootstrap admin password; unset: one is generated and printed once' },

@@ -15,6 +15,8 @@ export function createStore(config: Config, clock: Clock, logger: Logger): Store
     url: config.redisUrl,
     prefix: config.redisPrefix,
     cluster: config.redisCluster,
+    sentinelName: config.redisSentinelName,
+    sentinels: config.redisSentinels,
     onStatus(status, error) {
       if (status === 'down' && !down) logger.error({ err: error?.message }, 'redis unreachable');
       if (status === 'ready' && down) logger.info('redis reachable again');

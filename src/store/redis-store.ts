@@ -20,6 +20,9 @@ export interface RedisStoreOptions {
   prefix: string;
   /** Treat url as one seed node of a Redis Cluster. */
   cluster?: boolean;
+  /** Sentinel mode: the master's name; url names one sentinel, `sentinels` adds others (host:port). */
+  sentinelName?: string;
+  sentinels?: string[];
   /** Called when the connection is lost or restored, for logs and readiness. */
   onStatus?: (status: 'ready' | 'down', error?: Error) => void;
 }
@@ -55,7 +58,9 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
         lazyConnect: true,
         clusterRetryStrategy: (times: number) => Math.min(times * 100, 1000),
       })
-    : new Redis(options.url, connection);
+    : options.sentinelName
+      ? new Redis({ ...connection, ...sentinelOptions(options.url, options.sentinelName, options.sentinels ?? []) })
+      : new Redis(options.url, connection);
   // In a cluster, keys of one multi-key command must share a slot; ours need not, so such
   // commands are split into one command per key (still one round trip each, in parallel).
   const perKey = options.cluster === true;
@@ -141,4 +146,25 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
 function isConnectionError(err: unknown): boolean {
   const message = (err as Error)?.message ?? '';
   return /Stream isn't writeable|enableOfflineQueue|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|MaxRetriesPerRequest|Command timed out|connect ETIMEDOUT|LOADING|CLUSTERDOWN|TRYAGAIN|^OOM |^READONLY |^MASTERDOWN /i.test(message);
+}
+
+/**
+ * ioredis options for a Sentinel set: the URL's host:port is one sentinel (its password and
+ * database apply to the master), more sentinels may be listed; ioredis asks them for the
+ * current master and follows failovers.
+ */
+export function sentinelOptions(url: string, name: string, extra: string[]) {
+  const parsed = new URL(url);
+  const endpoint = (hostPort: string) => {
+    const i = hostPort.lastIndexOf(':');
+    return { host: hostPort.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hostPort.slice(i + 1)) };
+  };
+  return {
+    name,
+    sentinels: [{ host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 26379) }, ...extra.map(endpoint)],
+    username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    db: parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0,
+    ...(parsed.protocol === 'rediss:' ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+  };
 }

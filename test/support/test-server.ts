@@ -65,7 +65,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     ...options.config,
   });
   const logger = createLogger(config.logLevel, options.logDestination);
-  const store = kind === 'redis' ? createRedisStore({ url: config.redisUrl!, prefix, cluster: config.redisCluster }) : createMemoryStore(clock);
+  const store = kind === 'redis' ? createRedisStore({ url: config.redisUrl!, prefix, cluster: config.redisCluster, sentinelName: config.redisSentinelName, sentinels: config.redisSentinels }) : createMemoryStore(clock);
   const deps = await buildDeps({ config, clock, logger, store });
   const report = await bootstrap(deps);
   const running = await startServer(deps, { port, host: '127.0.0.1' });

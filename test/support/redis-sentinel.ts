@@ -1,0 +1,69 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort, pingRedis, startRedisServer, type RedisServer } from './redis-server.ts';
+
+const run = promisify(execFile);
+export const SENTINEL_MASTER = 'nsa-master';
+
+export interface RedisSentinelSet {
+  /** redis://127.0.0.1:<sentinel port>: what REDIS_URL names in Sentinel mode. */
+  url: string;
+  master: RedisServer;
+  replica: RedisServer;
+  /** The port Sentinel currently reports for the master. */
+  currentMasterPort(): Promise<number>;
+  /** Waits until the replica has every write the master acknowledged (Redis WAIT). */
+  waitForReplica(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A master, one replica and one sentinel (quorum 1) that fails over within a few seconds. */
+export async function startRedisSentinelSet(): Promise<RedisSentinelSet> {
+  const master = await startRedisServer({ args: ['--repl-diskless-sync-delay', '0'] });
+  const replica = await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+  const synced = Date.now() + 15_000;
+  while (!(await run('redis-cli', ['-p', String(replica.port), 'info', 'replication'])).stdout.includes('master_link_status:up')) {
+    if (Date.now() > synced) throw new Error('replica did not sync');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'nsa-sentinel-'));
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(conf, [
+    `port ${port}`,
+    'bind 127.0.0.1',
+    `dir ${dir}`,
+    `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${master.port} 1`,
+    `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`,
+    `sentinel failover-timeout ${SENTINEL_MASTER} 5000`,
+    '',
+  ].join('\n'));
+  const sentinel: ChildProcess = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  const until = Date.now() + 15_000;
+  while (!(await pingRedis(port))) {
+    if (Date.now() > until) throw new Error('sentinel did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const currentMasterPort = async () => {
+    const { stdout } = await run('redis-cli', ['-p', String(port), 'sentinel', 'get-master-addr-by-name', SENTINEL_MASTER]);
+    return Number(stdout.trim().split('\n')[1]);
+  };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    master,
+    replica,
+    currentMasterPort,
+    async waitForReplica() {
+      const { stdout } = await run('redis-cli', ['-p', String(master.port), 'wait', '1', '5000']);
+      if (stdout.trim() !== '1') throw new Error(`replica did not acknowledge: ${stdout}`);
+    },
+    async stop() {
+      sentinel.kill('SIGKILL');
+      await Promise.all([master.stop(), replica.stop()]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
