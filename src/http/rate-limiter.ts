@@ -1,10 +1,9 @@
 import ipaddr from 'ipaddr.js';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
-import { redisClientOf } from '../store/redis-store.ts';
+import { createMemoryStore } from '../store/memory-store.ts';
 import type { Principal } from './principal.ts';
 
 /** The numbers one bucket is held to. */
@@ -68,10 +67,29 @@ export function limitsFor(base: RateLimits, overrides: readonly RateLimitOverrid
   return { perHour: rule?.perHour ?? base.perHour, burst: rule?.burst ?? base.burst, burstSeconds: base.burstSeconds };
 }
 
+/** Most buckets this instance remembers as refused (a flood from many addresses clears it, it never grows past this). */
+const MAX_LOCAL_BLOCKS = 10_000;
+
 /**
- * Two fixed windows per bucket (an hourly quota and a short burst window), counted with
- * rate-limiter-flexible in the store every instance shares (Redis; in-process for the
- * memory store). Both counters are sent together, so a check costs one round trip.
+ * Two fixed windows per bucket (an hourly quota and a short burst window), counted in the
+ * store every instance shares (Redis; in-process for the memory store). Both windows of a
+ * bucket are one store operation (`countWindows`: one Lua script over two keys sharing the
+ * bucket's hash tag, `rl:{<bucket>}:hour` and `rl:{<bucket>}:burst`), so a check costs one
+ * round trip and two increments.
+ *
+ * This replaced rate-limiter-flexible, which needed one script per window to count and a
+ * MULTI of GET + PTTL per window to peek: 24 Redis commands in 6 round trips on an
+ * /oauth/token request (peek client and IP, charge one). With `countWindows` the same
+ * request costs 3 scripts in 2 round trips. Measured with `npm run bench -- --quick` (10
+ * connections, load generator and Redis on the same 2 cores, two runs each, mean of the
+ * two): client_credentials ES256 966 → 1,312 req/s, 0.98 → 0.90 ms server CPU and 25 → 16
+ * Redis commands per request; /oauth/introspect 1,185 → 1,358 req/s, 0.97 → 0.73 ms CPU,
+ * 26 → 17 commands; /v1/auth/verify 10 → 7 commands (its rate limit: 2 round trips → 1).
+ *
+ * Once a bucket's window is over its limit, this instance refuses the bucket from memory
+ * until that window ends, without asking the store (as rate-limiter-flexible's
+ * inMemoryBlockOnConsumed did): a flood from one caller costs no store traffic. Requests
+ * refused that way count in neither window.
  *
  * When the counter store cannot be reached: with failOpen, the check falls back to an
  * in-process counter (limits then hold per instance) and says so in the log once per
@@ -79,72 +97,84 @@ export function limitsFor(base: RateLimits, overrides: readonly RateLimitOverrid
  */
 export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Logger; metrics: Metrics; failOpen: boolean }) {
   const { store, clock, logger, metrics, failOpen } = deps;
-  const redis = redisClientOf(store);
-  const shared = new Map<string, RateLimiterAbstract>();
-  const fallback = new Map<string, RateLimiterAbstract>();
+  const fallback = createMemoryStore(clock);
+  // `${window}|${limit}|${bucket}` → [refused since, refused until] by the injected clock.
+  const blocked = new Map<string, [number, number]>();
   let outage = false;
 
-  const limiterFor = (cache: Map<string, RateLimiterAbstract>, useStore: boolean, window: RateLimitWindow, points: number, duration: number) => {
-    const id = `${window}:${points}:${duration}`;
-    let limiter = cache.get(id);
-    if (!limiter) {
-      const options = {
-        // One key space per window; the points may differ per caller (overrides) on the same key.
-        keyPrefix: `rl:${window}`,
-        points,
-        duration,
-        // Once a key is over its limit, this instance refuses it from memory until the window ends.
-        inMemoryBlockOnConsumed: points + 1,
-      };
-      limiter = useStore && redis
-        ? new RateLimiterRedis({ ...options, storeClient: redis, rejectIfRedisNotReady: true })
-        : new RateLimiterMemory({ keyPrefix: options.keyPrefix, points, duration });
-      cache.set(id, limiter);
-    }
-    return limiter;
-  };
-
   type Op = 'consume' | 'peek';
-  type Counted = { allowed: boolean; res: RateLimiterRes };
+  type Counted = { allowed: boolean; remaining: number; msBeforeNext: number };
+  type Windows = { hour: Counted; burst: Counted };
 
-  const one = async (limiter: RateLimiterAbstract, key: string, op: Op): Promise<Counted> => {
-    if (op === 'peek') {
-      const res = (await limiter.get(key)) ?? new RateLimiterRes(limiter.points, 0, 0);
-      return { allowed: res.consumedPoints < limiter.points, res };
-    }
-    try {
-      return { allowed: true, res: await limiter.consume(key) };
-    } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) return { allowed: false, res: rejection };
-      throw rejection;
-    }
-  };
+  const blockKey = (window: RateLimitWindow, limit: number, bucket: string) => `${window}|${limit}|${bucket}`;
 
-  const both = async (cache: Map<string, RateLimiterAbstract>, useStore: boolean, key: string, limits: RateLimits, op: Op) => {
-    const hour = limiterFor(cache, useStore, 'hour', limits.perHour, HOUR_SECONDS);
-    const burst = limiterFor(cache, useStore, 'burst', limits.burst, limits.burstSeconds);
-    const [h, b] = await Promise.all([one(hour, key, op), one(burst, key, op)]);
-    return { hour: h, burst: b };
-  };
+  /** The windows this instance already knows to be over their limit, or undefined when it must ask the store. */
+  function locallyBlocked(bucket: string, limits: RateLimits): Windows | undefined {
+    if (blocked.size === 0) return undefined;
+    const now = clock.now();
+    const state = (window: RateLimitWindow, limit: number): Counted | undefined => {
+      const key = blockKey(window, limit, bucket);
+      const block = blocked.get(key);
+      if (!block) return undefined;
+      // Expired, or the clock stepped back past the moment it was set: the store decides again.
+      if (now >= block[1] || now < block[0]) {
+        blocked.delete(key);
+        return undefined;
+      }
+      return { allowed: false, remaining: 0, msBeforeNext: block[1] - now };
+    };
+    const hour = state('hour', limits.perHour);
+    const burst = state('burst', limits.burst);
+    if (!hour && !burst) return undefined;
+    const open = (limit: number): Counted => ({ allowed: true, remaining: limit, msBeforeNext: 0 });
+    return { hour: hour ?? open(limits.perHour), burst: burst ?? open(limits.burst) };
+  }
 
-  async function run(key: string, limits: RateLimits, op: Op): Promise<RateLimitOutcome> {
-    let counted;
+  function remember(bucket: string, window: RateLimitWindow, limit: number, counted: Counted): void {
+    if (counted.allowed || counted.msBeforeNext <= 0) return;
+    if (blocked.size >= MAX_LOCAL_BLOCKS) blocked.clear();
+    const now = clock.now();
+    blocked.set(blockKey(window, limit, bucket), [now, now + counted.msBeforeNext]);
+  }
+
+  async function count(from: Store, bucket: string, limits: RateLimits, op: Op): Promise<Windows> {
+    const [h, b] = await from.countWindows([
+      { key: `rl:{${bucket}}:hour`, windowMs: HOUR_SECONDS * 1000 },
+      { key: `rl:{${bucket}}:burst`, windowMs: limits.burstSeconds * 1000 },
+    ], op === 'consume');
+    // A consume is refused once the count passes the limit; a peek once it has reached it.
+    const counted = (c: { count: number; ttlMs: number }, limit: number): Counted => ({
+      allowed: op === 'consume' ? c.count <= limit : c.count < limit,
+      remaining: Math.max(0, limit - c.count),
+      msBeforeNext: Math.max(0, c.ttlMs),
+    });
+    return { hour: counted(h, limits.perHour), burst: counted(b, limits.burst) };
+  }
+
+  async function run(bucket: string, limits: RateLimits, op: Op): Promise<RateLimitOutcome> {
+    let counted = locallyBlocked(bucket, limits);
     let degraded = false;
-    try {
-      counted = await both(shared, true, key, limits, op);
-      if (outage) {
-        outage = false;
-        logger.info('rate-limit counters reachable again');
+    if (!counted) {
+      try {
+        counted = await count(store, bucket, limits, op);
+        if (outage) {
+          outage = false;
+          logger.info('rate-limit counters reachable again');
+        }
+      } catch (err) {
+        metrics.rateLimitStoreErrors.inc();
+        if (!outage) {
+          outage = true;
+          logger.error({ err: (err as Error).message, policy: failOpen ? 'fail open (per-instance counters)' : 'fail closed (503)' }, 'rate-limit counters unreachable');
+        }
+        if (!failOpen) throw new StoreUnavailableError(err);
+        degraded = true;
+        counted = await count(fallback, bucket, limits, op);
       }
-    } catch (err) {
-      metrics.rateLimitStoreErrors.inc();
-      if (!outage) {
-        outage = true;
-        logger.error({ err: (err as Error).message, policy: failOpen ? 'fail open (per-instance counters)' : 'fail closed (503)' }, 'rate-limit counters unreachable');
+      if (!degraded && op === 'consume') {
+        remember(bucket, 'hour', limits.perHour, counted.hour);
+        remember(bucket, 'burst', limits.burst, counted.burst);
       }
-      if (!failOpen) throw new StoreUnavailableError(err);
-      degraded = true;
-      counted = await both(fallback, false, key, limits, op);
     }
     const { hour, burst } = counted;
     const windows = [
@@ -152,13 +182,13 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
       { window: 'burst' as const, limit: limits.burst, ...burst },
     ];
     // Report the refusing window with the longest wait; else the hourly quota, unless the burst window is used up.
-    const refusing = windows.filter((w) => !w.allowed).sort((x, y) => y.res.msBeforeNext - x.res.msBeforeNext)[0];
-    const chosen = refusing ?? (burst.res.remainingPoints === 0 ? windows[1] : windows[0]);
+    const refusing = windows.filter((w) => !w.allowed).sort((x, y) => y.msBeforeNext - x.msBeforeNext)[0];
+    const chosen = refusing ?? (burst.remaining === 0 ? windows[1] : windows[0]);
     const state: RateLimitState = {
       window: chosen.window,
       limit: chosen.limit,
-      remaining: chosen.res.remainingPoints,
-      resetMs: chosen.res.msBeforeNext > 0 ? chosen.res.msBeforeNext : (chosen.window === 'hour' ? HOUR_SECONDS : limits.burstSeconds) * 1000,
+      remaining: chosen.remaining,
+      resetMs: chosen.msBeforeNext > 0 ? chosen.msBeforeNext : (chosen.window === 'hour' ? HOUR_SECONDS : limits.burstSeconds) * 1000,
     };
     return { allowed: !refusing, state, degraded };
   }

@@ -28,6 +28,16 @@ export function createMemoryStore(clock: Clock): Store {
     return fresh;
   };
 
+  // Expired entries are dropped when read; counters of callers never seen again (rate-limit
+  // buckets of passing IPs) are swept whenever the map has doubled since the last sweep.
+  let sweptSize = 1024;
+  const sweepIfGrown = () => {
+    if (data.size < 2 * sweptSize) return;
+    const now = clock.now();
+    for (const [key, entry] of data) if (entry.expiresAt !== undefined && entry.expiresAt <= now) data.delete(key);
+    sweptSize = Math.max(1024, data.size);
+  };
+
   return {
     kind: 'memory',
     async connect() {},
@@ -58,6 +68,22 @@ export function createMemoryStore(clock: Clock): Store {
       const count = Number(entry.value) + 1;
       entry.value = String(count);
       return { count, ttlMs: entry.expiresAt === undefined ? -1 : entry.expiresAt - clock.now() };
+    },
+    async countWindows(windows, consume) {
+      const now = clock.now();
+      return windows.map(({ key, windowMs }) => {
+        let entry = live(key);
+        if (consume) {
+          if (!entry) {
+            entry = { value: '0', expiresAt: now + windowMs };
+            data.set(key, entry);
+            sweepIfGrown();
+          }
+          entry.value = String(Number(entry.value) + 1);
+        }
+        if (!entry) return { count: 0, ttlMs: -2 };
+        return { count: Number(entry.value), ttlMs: entry.expiresAt === undefined ? -1 : entry.expiresAt - now };
+      });
     },
     async setAdd(key, members, ttlMs) {
       const s = set(key);

@@ -15,6 +15,24 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1`;
 
+// Fixed-window counters, all in one script: with ARGV[1] = '1' each key is incremented (a new
+// one expires ARGV[i + 1] ms later), else only read. Returns count and PTTL per key.
+const COUNT_WINDOWS = `
+local consume = ARGV[1] == '1'
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n
+  if consume then
+    n = redis.call('INCR', key)
+    if n == 1 then redis.call('PEXPIRE', key, ARGV[i + 1]) end
+  else
+    n = tonumber(redis.call('GET', key) or '0')
+  end
+  out[2 * i - 1] = n
+  out[2 * i] = redis.call('PTTL', key)
+end
+return out`;
+
 export interface RedisStoreOptions {
   url: string;
   prefix: string;
@@ -68,6 +86,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   client.on('error', (err: Error) => options.onStatus?.('down', err));
   client.defineCommand('nsaIncrement', { numberOfKeys: 1, lua: INCREMENT });
   client.defineCommand('nsaSetAddTtl', { numberOfKeys: 1, lua: SET_ADD_WITH_TTL });
+  client.defineCommand('nsaCountWindows', { lua: COUNT_WINDOWS });
 
   const guard = async <T>(op: () => Promise<T>): Promise<T> => {
     try {
@@ -110,6 +129,12 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     increment: (key, ttlMs) => guard(async () => {
       const [count, ttl] = (await (client as unknown as { nsaIncrement(k: string, t: number): Promise<[number, number]> }).nsaIncrement(key, ttlMs));
       return { count, ttlMs: ttl };
+    }),
+    countWindows: (windows, consume) => guard(async () => {
+      if (!windows.length) return [];
+      const flat = await (client as unknown as { nsaCountWindows(n: number, ...a: (string | number)[]): Promise<number[]> })
+        .nsaCountWindows(windows.length, ...windows.map((w) => w.key), consume ? '1' : '0', ...windows.map((w) => Math.max(1, Math.ceil(w.windowMs))));
+      return windows.map((_, i) => ({ count: flat[2 * i], ttlMs: flat[2 * i + 1] }));
     }),
     setAdd: (key, members, ttlMs) => guard(async () => {
       if (!members.length) return;

@@ -15,6 +15,12 @@ export interface StreamEntry {
   fields: Record<string, string>;
 }
 
+/** One fixed window of a counter: its key and how long a window lasts once it starts. */
+export interface CounterWindow {
+  key: string;
+  windowMs: number;
+}
+
 export interface Store {
   readonly kind: 'memory' | 'redis';
   /** Connects (Redis) and resolves once commands can run; throws with a clear reason otherwise. */
@@ -30,6 +36,13 @@ export interface Store {
   ttl(key: string): Promise<number>;
   /** Increments a counter whose expiry is set when it is created; returns count and remaining ms. */
   increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }>;
+  /**
+   * Counts against several fixed windows at once, in one round trip and atomically: with
+   * consume, each window's counter is incremented (a new one expires windowMs later);
+   * without, the counters are only read. Returns each counter's value (0 when absent) and
+   * remaining ms (-2 when absent). The keys must share a hash tag (Redis Cluster).
+   */
+  countWindows(windows: CounterWindow[], consume: boolean): Promise<{ count: number; ttlMs: number }[]>;
   /** Adds members; with ttlMs the set lives at least that long from now (never shortened). */
   setAdd(key: string, members: string[], ttlMs?: number): Promise<void>;
   setRemove(key: string, members: string[]): Promise<void>;

@@ -1,0 +1,128 @@
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createManualClock } from '../../src/clock.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import { createRateLimiter } from '../../src/http/rate-limiter.ts';
+import { createMemoryStore } from '../../src/store/memory-store.ts';
+import { createRedisStore } from '../../src/store/redis-store.ts';
+import { randomAlphanumeric } from '../../src/domain/ids.ts';
+import type { Store } from '../../src/store/store.ts';
+
+const redisStores: Store[] = [];
+afterAll(async () => {
+  await Promise.all(redisStores.map((s) => s.close()));
+});
+
+async function redisStore(): Promise<Store> {
+  const store = createRedisStore({ url: inject('redisUrl'), prefix: `rc${randomAlphanumeric(8)}:` });
+  await store.connect();
+  redisStores.push(store);
+  return store;
+}
+
+describe.each(['memory', 'redis'] as const)('countWindows on the %s store', (kind) => {
+  const make = async () => (kind === 'memory' ? createMemoryStore(createManualClock()) : redisStore());
+  const windows = [
+    { key: 'rl:{b}:hour', windowMs: 3_600_000 },
+    { key: 'rl:{b}:burst', windowMs: 10_000 },
+  ];
+
+  it('reads absent counters as 0 without creating them', async () => {
+    const store = await make();
+    expect(await store.countWindows(windows, false)).toEqual([{ count: 0, ttlMs: -2 }, { count: 0, ttlMs: -2 }]);
+    expect(await store.ttl('rl:{b}:hour')).toBe(-2);
+  });
+
+  it('increments every window at once; a new counter expires one window later, an old one keeps its expiry', async () => {
+    const store = await make();
+    const [h1, b1] = await store.countWindows(windows, true);
+    expect([h1.count, b1.count]).toEqual([1, 1]);
+    expect(h1.ttlMs).toBeGreaterThan(3_590_000);
+    expect(h1.ttlMs).toBeLessThanOrEqual(3_600_000);
+    expect(b1.ttlMs).toBeGreaterThan(0);
+    expect(b1.ttlMs).toBeLessThanOrEqual(10_000);
+    // A burst counter that already exists (and a third, new window) in the same call.
+    const [b2, other] = await store.countWindows([windows[1], { key: 'rl:{b}:other', windowMs: 5_000 }], true);
+    expect([b2.count, other.count]).toEqual([2, 1]);
+    expect(b2.ttlMs).toBeLessThanOrEqual(b1.ttlMs);
+    expect(other.ttlMs).toBeLessThanOrEqual(5_000);
+    const peeked = await store.countWindows(windows, false);
+    expect(peeked.map((w) => w.count)).toEqual([1, 2]);
+    expect((await store.countWindows(windows, false)).map((w) => w.count)).toEqual([1, 2]);
+  });
+
+  it('answers an empty list with an empty list', async () => {
+    expect(await (await make()).countWindows([], true)).toEqual([]);
+  });
+});
+
+describe('countWindows on the memory store', () => {
+  it('starts a window over once it has expired', async () => {
+    const clock = createManualClock();
+    const store = createMemoryStore(clock);
+    const w = [{ key: 'rl:{x}:burst', windowMs: 1_000 }];
+    await store.countWindows(w, true);
+    await store.countWindows(w, true);
+    clock.advance(1_001);
+    expect(await store.countWindows(w, false)).toEqual([{ count: 0, ttlMs: -2 }]);
+    const [again] = await store.countWindows(w, true);
+    expect(again.count).toBe(1);
+  });
+});
+
+describe('rate limiter round trips and the in-process block', () => {
+  const limits = { perHour: 100, burst: 2, burstSeconds: 60 };
+
+  /** A store that counts the countWindows calls reaching it. */
+  function counting(store: Store) {
+    const calls = { n: 0 };
+    const wrapped: Store = { ...store, countWindows: (w, c) => { calls.n += 1; return store.countWindows(w, c); } };
+    return { store: wrapped, calls };
+  }
+
+  it.each(['memory', 'redis'] as const)('one store call per check and per peek (%s), and a refused bucket is refused from memory until its window ends', async (kind) => {
+    const clock = createManualClock();
+    const base = kind === 'memory' ? createMemoryStore(clock) : await redisStore();
+    const { store, calls } = counting(base);
+    const limiter = createRateLimiter({ store, clock, logger: createLogger('silent'), metrics: createMetrics({ defaultMetrics: false }), failOpen: false });
+
+    expect((await limiter.peek('k', limits)).state).toMatchObject({ window: 'hour', limit: 100, remaining: 100 });
+    expect(calls.n).toBe(1);
+    expect((await limiter.check('k', limits)).state).toMatchObject({ window: 'hour', remaining: 99 });
+    expect((await limiter.check('k', limits)).state).toMatchObject({ window: 'burst', remaining: 0 });
+    expect(calls.n).toBe(3);
+    const refused = await limiter.check('k', limits);
+    expect(refused).toMatchObject({ allowed: false, state: { window: 'burst', limit: 2, remaining: 0 } });
+    expect(calls.n).toBe(4);
+
+    // Refused from memory now: no store call, same answer, a wait that shrinks.
+    const again = await limiter.check('k', limits);
+    expect(again).toMatchObject({ allowed: false, state: { window: 'burst', limit: 2, remaining: 0 } });
+    expect(again.state.resetMs).toBeLessThanOrEqual(refused.state.resetMs);
+    expect((await limiter.peek('k', limits)).allowed).toBe(false);
+    expect(calls.n).toBe(4);
+    // Another bucket, or the same bucket held to a higher limit (an override raised at runtime), still asks the store.
+    expect((await limiter.check('other', limits)).allowed).toBe(true);
+    expect((await limiter.check('k', { ...limits, burst: 10 })).allowed).toBe(true);
+    expect(calls.n).toBe(6);
+
+    if (kind === 'memory') {
+      // The window ends: the store decides again, and the bucket starts over.
+      clock.advance(60_001);
+      const after = await limiter.check('k', limits);
+      expect(after).toMatchObject({ allowed: true, state: { window: 'hour' } });
+      expect(calls.n).toBe(7);
+    }
+  });
+
+  it('a clock stepped back past the moment of refusal drops the block: the store decides again', async () => {
+    const clock = createManualClock();
+    const { store, calls } = counting(createMemoryStore(clock));
+    const limiter = createRateLimiter({ store, clock, logger: createLogger('silent'), metrics: createMetrics({ defaultMetrics: false }), failOpen: false });
+    for (let i = 0; i < 3; i++) await limiter.check('k', limits);
+    expect(calls.n).toBe(3);
+    clock.advance(-1_000);
+    await limiter.check('k', limits);
+    expect(calls.n).toBe(4);
+  });
+});
