@@ -1,7 +1,7 @@
 import { jwtVerify, decodeProtectedHeader, type JWTPayload } from 'jose';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
-import { grantIsAlive } from './adapter.ts';
+import { oidcKey } from './adapter.ts';
 import type { KeyRing } from './key-ring.ts';
 import { signingAlgs } from '../config/schema.ts';
 
@@ -22,6 +22,7 @@ export type VerifyResult =
   | { ok: false; reason: 'malformed' | 'signature' | 'expired' | 'claims' | 'revoked' };
 
 const revokedKey = (jti: string) => `revoked-jti:${jti}`;
+const grantKey = (gid: string) => oidcKey('Grant', gid);
 /**
  * How far in the future a token's iat may lie: the clock difference tolerated between the
  * instance that signed it and the one checking it. A token that claims to be issued later
@@ -71,11 +72,9 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
     }
     const claims = payload as AccessTokenClaims;
     if (typeof claims.iat !== 'number' || claims.iat > clock.now() / 1000 + MAX_IAT_SKEW_SECONDS) return { ok: false, reason: 'claims' };
-    const [denied, grantAlive] = await Promise.all([
-      store.get(revokedKey(claims.jti)),
-      claims.gid ? grantIsAlive(store, claims.gid) : Promise.resolve(true),
-    ]);
-    if (denied !== null || !grantAlive) return { ok: false, reason: 'revoked' };
+    // The deny-list entry and the grant in one read (one MGET; one GET per key on a cluster).
+    const [denied, grant] = await store.getMany(claims.gid ? [revokedKey(claims.jti), grantKey(claims.gid)] : [revokedKey(claims.jti)]);
+    if (denied !== null || grant === null) return { ok: false, reason: 'revoked' };
     return { ok: true, claims };
   }
 
