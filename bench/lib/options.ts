@@ -22,6 +22,8 @@ export interface BenchOptions {
   resultsFile: string;
   /** Key type of the TLS scenario's self-signed certificate. */
   tlsKey: 'rsa' | 'ec';
+  /** Extra Node options for our server processes (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
+  serverNodeArgs: string[];
 }
 
 const DEFAULTS = { durationS: 10, warmupS: 5, runs: 3, soakS: 60, connections: 10 };
@@ -59,5 +61,6 @@ export function benchOptions(argv: string[], env: NodeJS.ProcessEnv, defaultResu
     serverLogLevel: env.BENCH_LOG_LEVEL || 'info',
     resultsFile: env.BENCH_RESULTS || defaultResultsFile,
     tlsKey: tlsKey(env.BENCH_TLS_KEY),
+    serverNodeArgs: (env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
   };
 }

@@ -19,6 +19,8 @@ export interface ProcessSpec {
   name: string;
   /** Script path relative to the repository root, run with the pinned Node. */
   script: string;
+  /** Node options before the script (BENCH_SERVER_NODE_ARGS for our server, e.g. --cpu-prof). */
+  nodeArgs?: string[];
   env: Record<string, string>;
   port: number;
   /** Base URL; ready when `readyPath` answers 200. Without it, ready when the child sends {type: 'ready'} over IPC. */
@@ -84,7 +86,7 @@ async function launch(key: string, spec: ProcessSpec): Promise<BenchProcess> {
   Object.assign(env, spec.env);
   const logFd = spec.logFile ? openSync(spec.logFile, 'a') : 'ignore';
   const started = performance.now();
-  const child: ChildProcess = spawn(nodeBinary(), [spec.script], {
+  const child: ChildProcess = spawn(nodeBinary(), [...(spec.nodeArgs ?? []), spec.script], {
     cwd: repoRoot,
     env,
     stdio: ['ignore', logFd, 'pipe', 'ipc'],

@@ -62,6 +62,7 @@ export function createStarter(deps: TargetDeps) {
       return {
         name: `nopesight-auth (${serverAlg})`,
         script: 'src/main.ts',
+        nodeArgs: deps.options.serverNodeArgs,
         env: serverEnv(deps, port, local, serverAlg),
         port,
         url: local,
@@ -75,6 +76,7 @@ export function createStarter(deps: TargetDeps) {
       return {
         name: 'nopesight-auth (ES256, 2nd instance)',
         script: 'src/main.ts',
+        nodeArgs: deps.options.serverNodeArgs,
         env: serverEnv(deps, port, first.url, 'ES256'),
         port,
         url: local,
@@ -89,6 +91,7 @@ export function createStarter(deps: TargetDeps) {
       return {
         name: 'nopesight-auth (ES256, TLS)',
         script: 'src/main.ts',
+        nodeArgs: deps.options.serverNodeArgs,
         env: { ...serverEnv(deps, port, url, 'ES256'), TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile },
         port,
         url,
