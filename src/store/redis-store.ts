@@ -67,12 +67,16 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     commandTimeout: 3000,
     retryStrategy: (times: number) => Math.min(times * 100, 1000),
     lazyConnect: true,
+    // Commands issued in the same event-loop turn (by concurrent requests) go out in one
+    // write instead of one write each.
+    enableAutoPipelining: true,
   };
   const client: Client = options.cluster
     ? new Cluster([options.url], {
         redisOptions: { ...connection, keyPrefix: undefined },
         keyPrefix: options.prefix,
         enableOfflineQueue: false,
+        enableAutoPipelining: true,
         lazyConnect: true,
         clusterRetryStrategy: (times: number) => Math.min(times * 100, 1000),
       })
