@@ -48,24 +48,27 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
   // check (about 0.1 ms of CPU for ES256 through WebCrypto) is skipped, and only that: the
   // key must still be the one that verified it (a retired or replaced key refuses it), and
   // expiry, iat, the deny-list and the grant are checked on every call as before.
-  const verified = new Map<string, { claims: AccessTokenClaims; key: CryptoKey | Uint8Array }>();
+  const verified = new Map<string, { claims: AccessTokenClaims; key: CryptoKey | Uint8Array; kid: string; alg: string }>();
 
   async function verify(token: string): Promise<VerifyResult> {
     if (!looksLikeJwt(token)) return { ok: false, reason: 'malformed' };
-    let alg: string | undefined;
-    let kid: string | undefined;
-    try {
-      ({ alg, kid } = decodeProtectedHeader(token));
-    } catch {
-      return { ok: false, reason: 'malformed' };
+    // A remembered token's header was decoded and checked when it was first verified.
+    const seen = verified.get(token);
+    let alg: string | undefined = seen?.alg;
+    let kid: string | undefined = seen?.kid;
+    if (!seen) {
+      try {
+        ({ alg, kid } = decodeProtectedHeader(token));
+      } catch {
+        return { ok: false, reason: 'malformed' };
+      }
+      // Only our asymmetric algorithms: refuses alg "none" and HMAC confusion outright.
+      if (!alg || !(signingAlgs as readonly string[]).includes(alg)) return { ok: false, reason: 'signature' };
     }
-    // Only our asymmetric algorithms: refuses alg "none" and HMAC confusion outright.
-    if (!alg || !(signingAlgs as readonly string[]).includes(alg)) return { ok: false, reason: 'signature' };
-    const key = await keyRing.verificationKey(kid, alg);
+    const key = await keyRing.verificationKey(kid, alg!);
     if (!key) return { ok: false, reason: 'signature' };
     const nowS = clock.now() / 1000;
     let claims: AccessTokenClaims;
-    const seen = verified.get(token);
     if (seen && seen.key === key) {
       claims = seen.claims;
       // What jwtVerify checks against the clock (no tolerance): exp, and nbf when present.
@@ -78,7 +81,7 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(token, key, {
-          algorithms: [alg],
+          algorithms: [alg!],
           issuer,
           typ: 'at+jwt',
           currentDate: new Date(clock.now()),
@@ -94,7 +97,7 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
       for (const value of Object.values(payload)) if (Array.isArray(value)) Object.freeze(value);
       claims = Object.freeze(payload) as AccessTokenClaims;
       if (verified.size >= VERIFIED_CACHE_MAX) verified.clear();
-      verified.set(token, { claims, key });
+      verified.set(token, { claims, key, kid: kid!, alg: alg! });
     }
     if (typeof claims.iat !== 'number' || claims.iat > nowS + MAX_IAT_SKEW_SECONDS) return { ok: false, reason: 'claims' };
     // The deny-list entry and the grant in one read (one MGET; one GET per key on a cluster).
