@@ -73,10 +73,13 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   };
   const client: Client = options.cluster
     ? new Cluster([options.url], {
-        redisOptions: { ...connection, keyPrefix: undefined },
+        redisOptions: { ...connection, keyPrefix: undefined, enableAutoPipelining: false },
         keyPrefix: options.prefix,
         enableOfflineQueue: false,
-        enableAutoPipelining: true,
+        // Not on a cluster: there ioredis's auto-pipelining waits for the slot map when it has
+        // none (no fail-fast while the cluster is down) and throws a TypeError for a slot no
+        // node serves (a 500 instead of a 503).
+        enableAutoPipelining: false,
         lazyConnect: true,
         clusterRetryStrategy: (times: number) => Math.min(times * 100, 1000),
       })
