@@ -77,7 +77,6 @@ export function adminAuditRoutes(deps: Pick<Deps, 'audit'>, admin: Pick<AdminSer
       },
       async handler(ctx, { query: q, principal }) {
         const filter: AuditFilter = { type: q.type, actor: q.actor, subject: q.subject, outcome: q.outcome, since: q.since, until: q.until };
-        ctx.set('Cache-Control', 'no-store');
         const wantsLines = q.format === 'jsonl' || (q.format === undefined && ctx.accepts('application/json', NDJSON) === NDJSON);
         if (!wantsLines) {
           ctx.body = await auditQuery.query(filter, { cursor: q.cursor, limit: Math.min(q.limit ?? 50, 500) });

@@ -50,7 +50,6 @@ export function adminClientRoutes(deps: Pick<Deps, 'config'>, admin: Pick<AdminS
       query: z.object({ cursor: z.string().max(64).optional(), limit: z.coerce.number().int().min(1).max(200).default(50) }),
       responses: { 200: { description: 'A page of clients', schema: z.object({ clients: z.array(clientView), nextCursor: z.string().nullable() }) } },
       async handler(ctx, { query }) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = await clientAdmin.list(query);
       },
     }),
@@ -69,7 +68,6 @@ export function adminClientRoutes(deps: Pick<Deps, 'config'>, admin: Pick<AdminS
         const { client, clientSecret } = await granting(() => clientAdmin.create(body, actorOf(ctx, principal)));
         ctx.status = 201;
         ctx.set('Location', `/v1/admin/clients/${encodeURIComponent(client.client_id)}`);
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { ...client, ...(clientSecret ? { client_secret: clientSecret } : {}) };
       },
     }),
@@ -81,7 +79,6 @@ export function adminClientRoutes(deps: Pick<Deps, 'config'>, admin: Pick<AdminS
       params: idParams,
       responses: { 200: { description: 'The client', schema: clientView }, 404: { description: 'No such client' } },
       async handler(ctx, { params }) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = await clientAdmin.get(params.id);
       },
     }),
@@ -100,7 +97,6 @@ export function adminClientRoutes(deps: Pick<Deps, 'config'>, admin: Pick<AdminS
       },
       async handler(ctx, { params, body, principal }) {
         const { client, clientSecret } = await granting(() => clientAdmin.update(params.id, body, actorOf(ctx, principal)));
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { ...client, ...(clientSecret ? { client_secret: clientSecret } : {}) };
       },
     }),
@@ -117,7 +113,6 @@ export function adminClientRoutes(deps: Pick<Deps, 'config'>, admin: Pick<AdminS
       },
       async handler(ctx, { params, principal }) {
         const { client, clientSecret } = await clientAdmin.rotateSecret(params.id, actorOf(ctx, principal));
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { ...client, client_secret: clientSecret };
       },
     }),

@@ -37,7 +37,6 @@ export function adminSettingsRoutes(deps: Pick<Deps, 'config' | 'settings' | 'si
       summary: 'Read the runtime policy (token lifetimes, rate limits, lockout, API keys, CORS origins)',
       responses: { 200: { description: 'The policy in force, the defaults and the overrides', schema: settingsView } },
       async handler(ctx) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = view(await settings.refresh());
       },
     }),
@@ -62,7 +61,6 @@ export function adminSettingsRoutes(deps: Pick<Deps, 'config' | 'settings' | 'si
           fields: changedFields(result.before.settings, result.after.settings),
           version: result.after.version,
         });
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = view(result.after);
       },
     }),

@@ -63,7 +63,6 @@ export function adminUserRoutes(deps: Pick<Deps, 'config' | 'clock'>, admin: Pic
       }),
       responses: { 200: { description: 'A page of users', schema: z.object({ users: z.array(adminUserView), nextCursor: z.string().nullable() }) } },
       async handler(ctx, { query }) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = await userAdmin.list(query);
       },
     }),
@@ -84,7 +83,6 @@ export function adminUserRoutes(deps: Pick<Deps, 'config' | 'clock'>, admin: Pic
         const { user, inviteToken, inviteExpiresIn } = await userAdmin.create(body, actorOf(ctx, principal));
         ctx.status = 201;
         ctx.set('Location', `/v1/admin/users/${user.id}`);
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { ...user, ...(inviteToken ? { inviteUrl: linkTo(inviteToken), inviteExpiresAt: expiresAt(inviteExpiresIn!) } : {}) };
       },
     }),
@@ -96,7 +94,6 @@ export function adminUserRoutes(deps: Pick<Deps, 'config' | 'clock'>, admin: Pic
       params: idParams,
       responses: { 200: { description: 'The user', schema: adminUserView }, 404: { description: 'No such user' } },
       async handler(ctx, { params }) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = await userAdmin.get(params.id);
       },
     }),
@@ -141,7 +138,6 @@ export function adminUserRoutes(deps: Pick<Deps, 'config' | 'clock'>, admin: Pic
       },
       async handler(ctx, { params, body, principal }) {
         const { user, resetToken, resetExpiresIn } = await userAdmin.resetPassword(params.id, body, actorOf(ctx, principal));
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { user, ...(resetToken ? { resetUrl: linkTo(resetToken), resetExpiresAt: expiresAt(resetExpiresIn!) } : {}) };
       },
     }),

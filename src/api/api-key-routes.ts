@@ -122,7 +122,6 @@ export function apiKeyRoutes(deps: Pick<Deps, 'apiKeys' | 'scopeCatalog' | 'conf
           environment: body.environment,
         }, facts(ctx)));
         ctx.status = 201;
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { apiKey: key, ...view };
       },
     }),
@@ -135,7 +134,6 @@ export function apiKeyRoutes(deps: Pick<Deps, 'apiKeys' | 'scopeCatalog' | 'conf
       principalTypes: ['user'],
       responses: { 200: { description: 'The keys', schema: z.object({ apiKeys: z.array(keyView) }) } },
       async handler(ctx, { principal }) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { apiKeys: await deps.apiKeys.list(principal.subject) };
       },
     }),
@@ -169,7 +167,6 @@ export function apiKeyRoutes(deps: Pick<Deps, 'apiKeys' | 'scopeCatalog' | 'conf
       async handler(ctx, { params, principal }) {
         const { key, view, previous } = await run(() => deps.apiKeys.rotate(principal.subject, params.id, principal.scopes, facts(ctx)));
         ctx.status = 201;
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { apiKey: key, ...view, previous };
       },
     }),

@@ -54,9 +54,6 @@ const refreshBody = z.object({
  */
 export function authRoutes(deps: Pick<Deps, 'login' | 'accessTokens' | 'audit' | 'clock'>, tokens: FirstPartyTokens): RouteSpec[] {
   function respond(ctx: Context, issued: IssuedTokens, cookieMode: boolean): void {
-    // RFC 6749 §5.1: token responses are never cached.
-    ctx.set('Cache-Control', 'no-store');
-    ctx.set('Pragma', 'no-cache');
     const { token, refreshToken, expiresIn, tokenType } = issued;
     if (cookieMode) {
       setRefreshCookie(ctx, refreshToken, issued.refreshExpiresAt - epochSeconds(deps.clock));
@@ -134,7 +131,6 @@ export function authRoutes(deps: Pick<Deps, 'login' | 'accessTokens' | 'audit' |
           await deps.audit.record({ type: 'logout', outcome: 'success', actor: principal.subject, ...facts });
         }
         clearRefreshCookie(ctx);
-        ctx.set('Cache-Control', 'no-store');
         ctx.status = 204;
       },
     }),

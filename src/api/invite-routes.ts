@@ -23,7 +23,6 @@ export function inviteRoutes(admin: Pick<AdminServices, 'passwordSetup'>): Route
       },
       async handler(ctx, { body }) {
         const { email } = await admin.passwordSetup.accept(body.token, body.password, requestFacts(ctx));
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { email };
       },
     }),

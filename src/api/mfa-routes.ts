@@ -50,7 +50,6 @@ export function mfaRoutes(deps: Pick<Deps, 'users' | 'mfa' | 'login' | 'config'>
       },
       async handler(ctx, { principal }) {
         const setup = await deps.mfa.beginSetup(await signedInUser(principal));
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = setup;
       },
     }),
@@ -69,7 +68,6 @@ export function mfaRoutes(deps: Pick<Deps, 'users' | 'mfa' | 'login' | 'config'>
       async handler(ctx, { body, principal }) {
         const codes = await deps.mfa.confirmSetup(await signedInUser(principal), body.code, requestFacts(ctx));
         if (!codes) throw validationFailed([{ field: 'code', message: 'code is not valid for this secret (or was already used)' }]);
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { enabled: true, recoveryCodes: codes };
       },
     }),

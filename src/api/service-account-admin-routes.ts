@@ -71,7 +71,6 @@ export function adminServiceAccountRoutes(deps: Pick<Deps, 'config'>, admin: Pic
       summary: 'List service accounts in id order',
       responses: { 200: { description: 'Every service account', schema: z.object({ serviceAccounts: z.array(accountView) }) } },
       async handler(ctx) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { serviceAccounts: await serviceAccounts.list() };
       },
     }),
@@ -90,7 +89,6 @@ export function adminServiceAccountRoutes(deps: Pick<Deps, 'config'>, admin: Pic
         const { account, keyFile: file } = await granting(() => serviceAccounts.create(body, actorOf(ctx, principal)));
         ctx.status = 201;
         ctx.set('Location', `/v1/admin/service-accounts/${account.id}`);
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { ...account, ...(file ? { keyFile: file } : {}) };
       },
     }),
@@ -102,7 +100,6 @@ export function adminServiceAccountRoutes(deps: Pick<Deps, 'config'>, admin: Pic
       params: idParams,
       responses: { 200: { description: 'The service account', schema: accountView }, 404: { description: 'No such service account' } },
       async handler(ctx, { params }) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = await serviceAccounts.get(params.id);
       },
     }),
@@ -147,7 +144,6 @@ export function adminServiceAccountRoutes(deps: Pick<Deps, 'config'>, admin: Pic
       async handler(ctx, { params, body, principal }) {
         const { key, keyFile: file } = await granting(() => serviceAccounts.addKey(params.id, body, actorOf(ctx, principal)));
         ctx.status = 201;
-        ctx.set('Cache-Control', 'no-store');
         ctx.body = { key, ...(file ? { keyFile: file } : {}) };
       },
     }),

@@ -44,7 +44,6 @@ export function serviceAccountTokenRoutes(deps: Deps, provider: () => Provider):
         429: { description: 'RFC 6749 error temporarily_unavailable: rate limited; Retry-After says when to try again', schema: oauthError },
       },
       async handler(ctx, { body }) {
-        ctx.set('Cache-Control', 'no-store');
         ctx.set('Pragma', 'no-cache');
         const requestId = String(ctx.state.requestId ?? '');
         const refuse = (error: z.infer<typeof oauthError>['error'], description: string) => {

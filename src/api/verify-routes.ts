@@ -46,7 +46,6 @@ export function verifyRoutes(deps: Pick<Deps, 'config'>): RouteSpec[] {
     ctx.set('X-Auth-Type', principal.type);
     ctx.set('X-Auth-Credential-Id', principal.credentialId);
     if (principal.clientId) ctx.set('X-Auth-Client-Id', principal.clientId);
-    ctx.set('Cache-Control', 'no-store');
     ctx.body = { subject: principal.subject, type: principal.type, scopes: principal.scopes };
   };
   return [

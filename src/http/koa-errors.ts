@@ -28,7 +28,6 @@ export function errorHandler(logger: Logger, options: { oauthFormPaths?: readonl
       if (!ctx.req.complete && ctx.req.isPaused()) ctx.req.resume();
       ctx.status = appError.status;
       for (const [name, value] of Object.entries(appError.headers)) ctx.set(name, value);
-      ctx.set('Cache-Control', 'no-store');
       ctx.body = ctx.path.startsWith('/oauth/') || oauthFormPaths.has(ctx.path) ? oauthBody(appError, requestId) : appError.toBody(requestId);
     }
   };

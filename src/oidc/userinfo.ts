@@ -20,7 +20,6 @@ export function userinfoRoutes(deps: Deps): Router {
   const findAccount = createFindAccount(deps);
 
   const handler: RouterMiddleware = async (ctx) => {
-    ctx.set('Cache-Control', 'no-store');
     const auth = ctx.get('authorization');
     const bodyToken = (ctx.request.body as Record<string, unknown> | undefined)?.access_token;
     const token = /^bearer /i.test(auth) ? auth.slice(7).trim() : typeof bodyToken === 'string' ? bodyToken : '';
