@@ -81,10 +81,12 @@ export function basicClientId(authorization: string): string | undefined {
  * The rate limit of the OAuth back-channel (token, introspection, revocation, PAR, device
  * authorization), ahead of the provider, which alone reads the body:
  * - a client authenticating with HTTP Basic counts against its client_id, but only once it
- *   has authenticated: before the provider runs, its bucket and its IP's are checked
- *   without counting; afterwards a success counts against the client and a failed client
- *   authentication against the IP. So someone who knows a client_id but not its secret
- *   cannot use up that client's quota, and guessing secrets is limited per IP.
+ *   has authenticated. Before the provider runs, one store call counts the request against
+ *   the client and checks, without counting, that its IP is not over its limit; a failed
+ *   client authentication then takes the count back from the client and counts it against
+ *   the IP instead. So someone who knows a client_id but not its secret cannot use up that
+ *   client's quota (a failed attempt holds one unit of it only while it runs), and guessing
+ *   secrets is limited per IP. A successful request (the usual case) costs one round trip.
  * - anything else (client_id in the body: public clients, client_secret_post,
  *   private_key_jwt) counts against its IP before the provider runs; for a public app used
  *   by many people that is the right bucket anyway.
@@ -98,21 +100,27 @@ export function oauthRateLimit(deps: RateLimitDeps): Middleware {
       await enforce(ctx, deps, ipBucket(ctx.ip), base, 'oauth');
       return next();
     }
-    const clientBucket = { bucket: `oauth_client:${clientId}`, limits: limitsFor(base, overrides, { clientId }) };
-    const ipLimits = { bucket: ipBucket(ctx.ip), limits: base };
-    const [client, ip] = await Promise.all([
-      deps.rateLimiter.peek(clientBucket.bucket, clientBucket.limits),
-      deps.rateLimiter.peek(ipLimits.bucket, ipLimits.limits),
-    ]);
-    const full = [client, ip].find((o) => !o.allowed);
-    if (full) refuse(ctx, deps, full, 'oauth');
+    const client = { bucket: `oauth_client:${clientId}`, limits: limitsFor(base, overrides, { clientId }) };
+    const ip = { bucket: ipBucket(ctx.ip), limits: base };
+    const [charged, peeked] = await deps.rateLimiter.apply([{ ...client, op: 'consume' }, { ...ip, op: 'peek' }]);
+    if (!peeked.allowed) {
+      await refund(deps, client);
+      refuse(ctx, deps, peeked, 'oauth');
+    }
+    if (!charged.allowed) refuse(ctx, deps, charged, 'oauth');
+    setHeaders(ctx, deps, charged);
     await next();
     const failedClientAuth = ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
-    const charged = failedClientAuth ? ipLimits : clientBucket;
+    if (!failedClientAuth) return;
     // The answer is already made; a counter store that failed since the check must not spoil it.
-    const outcome = await deps.rateLimiter.check(charged.bucket, charged.limits).catch(() => undefined);
-    if (outcome) setHeaders(ctx, deps, outcome);
+    const [, ipOutcome] = await deps.rateLimiter.apply([{ ...client, op: 'refund' }, { ...ip, op: 'consume' }]).catch(() => []);
+    if (ipOutcome) setHeaders(ctx, deps, ipOutcome);
   };
+}
+
+/** Takes back a count that turned out not to be the bucket's to pay; a failure here only leaves the count in place. */
+async function refund(deps: RateLimitDeps, target: { bucket: string; limits: RateLimits }): Promise<void> {
+  await deps.rateLimiter.apply([{ ...target, op: 'refund' }]).catch(() => undefined);
 }
 
 /** The rate-limit wiring from the shared dependencies: limits come from the runtime settings. */

@@ -41,6 +41,15 @@ export interface RateLimitOutcome {
   degraded: boolean;
 }
 
+/** consume counts one request, peek only looks, refund takes back one counted earlier (in every window of the bucket). */
+export type RateLimitOp = 'consume' | 'peek' | 'refund';
+
+export interface RateLimitRequest {
+  bucket: string;
+  limits: RateLimits;
+  op: RateLimitOp;
+}
+
 const HOUR_SECONDS = 3600;
 
 /** Bucket of an authenticated caller: the API key itself, else the user, client or service account. */
@@ -102,7 +111,6 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
   const blocked = new Map<string, [number, number]>();
   let outage = false;
 
-  type Op = 'consume' | 'peek';
   type Counted = { allowed: boolean; remaining: number; msBeforeNext: number };
   type Windows = { hour: Counted; burst: Counted };
 
@@ -137,46 +145,46 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     blocked.set(blockKey(window, limit, bucket), [now, now + counted.msBeforeNext]);
   }
 
-  async function count(from: Store, bucket: string, limits: RateLimits, op: Op): Promise<Windows> {
-    const [h, b] = await from.countWindows([
-      { key: `rl:{${bucket}}:hour`, windowMs: HOUR_SECONDS * 1000 },
-      { key: `rl:{${bucket}}:burst`, windowMs: limits.burstSeconds * 1000 },
-    ], op === 'consume');
-    // A consume is refused once the count passes the limit; a peek once it has reached it.
-    const counted = (c: { count: number; ttlMs: number }, limit: number): Counted => ({
-      allowed: op === 'consume' ? c.count <= limit : c.count < limit,
-      remaining: Math.max(0, limit - c.count),
-      msBeforeNext: Math.max(0, c.ttlMs),
+  const DELTA: Record<RateLimitOp, 1 | 0 | -1> = { consume: 1, peek: 0, refund: -1 };
+
+  /** Both windows of every request, in one store call. */
+  async function count(from: Store, requests: RateLimitRequest[]): Promise<Windows[]> {
+    const flat = await from.countWindows(requests.flatMap(({ bucket, limits, op }) => [
+      { key: `rl:{${bucket}}:hour`, windowMs: HOUR_SECONDS * 1000, delta: DELTA[op] },
+      { key: `rl:{${bucket}}:burst`, windowMs: limits.burstSeconds * 1000, delta: DELTA[op] },
+    ]));
+    return requests.map(({ limits, op }, i) => {
+      // A consume is refused once the count passes the limit; a peek once it has reached it.
+      const counted = (c: { count: number; ttlMs: number }, limit: number): Counted => ({
+        allowed: op === 'consume' ? c.count <= limit : op === 'peek' ? c.count < limit : true,
+        remaining: Math.max(0, limit - c.count),
+        msBeforeNext: Math.max(0, c.ttlMs),
+      });
+      return { hour: counted(flat[2 * i], limits.perHour), burst: counted(flat[2 * i + 1], limits.burst) };
     });
-    return { hour: counted(h, limits.perHour), burst: counted(b, limits.burst) };
   }
 
-  async function run(bucket: string, limits: RateLimits, op: Op): Promise<RateLimitOutcome> {
-    let counted = locallyBlocked(bucket, limits);
-    let degraded = false;
-    if (!counted) {
-      try {
-        counted = await count(store, bucket, limits, op);
-        if (outage) {
-          outage = false;
-          logger.info('rate-limit counters reachable again');
-        }
-      } catch (err) {
-        metrics.rateLimitStoreErrors.inc();
-        if (!outage) {
-          outage = true;
-          logger.error({ err: (err as Error).message, policy: failOpen ? 'fail open (per-instance counters)' : 'fail closed (503)' }, 'rate-limit counters unreachable');
-        }
-        if (!failOpen) throw new StoreUnavailableError(err);
-        degraded = true;
-        counted = await count(fallback, bucket, limits, op);
+  /** Counts from the store, or from the in-process fallback while the store is out of reach (fail open). */
+  async function countSomewhere(requests: RateLimitRequest[]): Promise<{ counted: Windows[]; degraded: boolean }> {
+    try {
+      const counted = await count(store, requests);
+      if (outage) {
+        outage = false;
+        logger.info('rate-limit counters reachable again');
       }
-      if (!degraded && op === 'consume') {
-        remember(bucket, 'hour', limits.perHour, counted.hour);
-        remember(bucket, 'burst', limits.burst, counted.burst);
+      return { counted, degraded: false };
+    } catch (err) {
+      metrics.rateLimitStoreErrors.inc();
+      if (!outage) {
+        outage = true;
+        logger.error({ err: (err as Error).message, policy: failOpen ? 'fail open (per-instance counters)' : 'fail closed (503)' }, 'rate-limit counters unreachable');
       }
+      if (!failOpen) throw new StoreUnavailableError(err);
+      return { counted: await count(fallback, requests), degraded: true };
     }
-    const { hour, burst } = counted;
+  }
+
+  function outcomeOf({ hour, burst }: Windows, limits: RateLimits, degraded: boolean): RateLimitOutcome {
     const windows = [
       { window: 'hour' as const, limit: limits.perHour, ...hour },
       { window: 'burst' as const, limit: limits.burst, ...burst },
@@ -193,10 +201,32 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     return { allowed: !refusing, state, degraded };
   }
 
+  /**
+   * Applies several requests (each to its own bucket) in one store round trip; a bucket
+   * this instance knows to be refused is answered from memory and not sent. Outcomes come
+   * back in the order asked.
+   */
+  async function apply(requests: RateLimitRequest[]): Promise<RateLimitOutcome[]> {
+    const known = requests.map((r) => (r.op === 'refund' ? undefined : locallyBlocked(r.bucket, r.limits)));
+    const asked = requests.filter((_, i) => !known[i]);
+    const { counted, degraded } = asked.length ? await countSomewhere(asked) : { counted: [], degraded: false };
+    let next = 0;
+    return requests.map((request, i) => {
+      const local = known[i];
+      if (local) return outcomeOf(local, request.limits, false);
+      const windows = counted[next++];
+      if (!degraded && request.op === 'consume') {
+        remember(request.bucket, 'hour', request.limits.perHour, windows.hour);
+        remember(request.bucket, 'burst', request.limits.burst, windows.burst);
+      }
+      return outcomeOf(windows, request.limits, degraded);
+    });
+  }
+
   /** Counts one request against a bucket and says whether it may proceed. */
-  const check = (key: string, limits: RateLimits): Promise<RateLimitOutcome> => run(key, limits, 'consume');
+  const check = async (bucket: string, limits: RateLimits): Promise<RateLimitOutcome> => (await apply([{ bucket, limits, op: 'consume' }]))[0];
   /** Says whether a bucket still has room, without counting anything. */
-  const peek = (key: string, limits: RateLimits): Promise<RateLimitOutcome> => run(key, limits, 'peek');
+  const peek = async (bucket: string, limits: RateLimits): Promise<RateLimitOutcome> => (await apply([{ bucket, limits, op: 'peek' }]))[0];
 
   /** The X-RateLimit-* headers of an outcome (Reset in epoch seconds by the injected clock). */
   function headers(state: RateLimitState): Record<string, string> {
@@ -209,7 +239,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     };
   }
 
-  return { check, peek, headers };
+  return { apply, check, peek, headers };
 }
 
 export type RateLimiter = ReturnType<typeof createRateLimiter>;

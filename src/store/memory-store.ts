@@ -69,18 +69,16 @@ export function createMemoryStore(clock: Clock): Store {
       entry.value = String(count);
       return { count, ttlMs: entry.expiresAt === undefined ? -1 : entry.expiresAt - clock.now() };
     },
-    async countWindows(windows, consume) {
+    async countWindows(windows) {
       const now = clock.now();
-      return windows.map(({ key, windowMs }) => {
+      return windows.map(({ key, windowMs, delta }) => {
         let entry = live(key);
-        if (consume) {
-          if (!entry) {
-            entry = { value: '0', expiresAt: now + windowMs };
-            data.set(key, entry);
-            sweepIfGrown();
-          }
-          entry.value = String(Number(entry.value) + 1);
+        if (delta > 0 && !entry) {
+          entry = { value: '0', expiresAt: now + windowMs };
+          data.set(key, entry);
+          sweepIfGrown();
         }
+        if (delta !== 0 && entry) entry.value = String(Number(entry.value) + delta);
         if (!entry) return { count: 0, ttlMs: -2 };
         return { count: Number(entry.value), ttlMs: entry.expiresAt === undefined ? -1 : entry.expiresAt - now };
       });

@@ -15,21 +15,26 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1`;
 
-// Fixed-window counters, all in one script: with ARGV[1] = '1' each key is incremented (a new
-// one expires ARGV[i + 1] ms later), else only read. Returns count and PTTL per key.
+// Fixed-window counters, all in one script. Key i changes by ARGV[2i - 1] (1, 0 or -1); a
+// counter created by an increment expires ARGV[2i] ms later, a missing one is never taken
+// from. Returns count and PTTL per key.
 const COUNT_WINDOWS = `
-local consume = ARGV[1] == '1'
 local out = {}
 for i, key in ipairs(KEYS) do
+  local delta = tonumber(ARGV[2 * i - 1])
   local n
-  if consume then
-    n = redis.call('INCR', key)
-    if n == 1 then redis.call('PEXPIRE', key, ARGV[i + 1]) end
+  if delta > 0 or (delta < 0 and redis.call('EXISTS', key) == 1) then
+    n = redis.call('INCRBY', key, delta)
   else
     n = tonumber(redis.call('GET', key) or '0')
   end
+  local ttl = redis.call('PTTL', key)
+  if ttl == -1 and delta > 0 then
+    ttl = tonumber(ARGV[2 * i])
+    redis.call('PEXPIRE', key, ttl)
+  end
   out[2 * i - 1] = n
-  out[2 * i] = redis.call('PTTL', key)
+  out[2 * i] = ttl
 end
 return out`;
 
@@ -137,11 +142,15 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
       const [count, ttl] = (await (client as unknown as { nsaIncrement(k: string, t: number): Promise<[number, number]> }).nsaIncrement(key, ttlMs));
       return { count, ttlMs: ttl };
     }),
-    countWindows: (windows, consume) => guard(async () => {
+    countWindows: (windows) => guard(async () => {
       if (!windows.length) return [];
-      const flat = await (client as unknown as { nsaCountWindows(n: number, ...a: (string | number)[]): Promise<number[]> })
-        .nsaCountWindows(windows.length, ...windows.map((w) => w.key), consume ? '1' : '0', ...windows.map((w) => Math.max(1, Math.ceil(w.windowMs))));
-      return windows.map((_, i) => ({ count: flat[2 * i], ttlMs: flat[2 * i + 1] }));
+      const groups = perKey ? groupByHashTag(windows) : [windows];
+      const answers = await Promise.all(groups.map(async (group) => {
+        const flat = await (client as unknown as { nsaCountWindows(n: number, ...a: (string | number)[]): Promise<number[]> })
+          .nsaCountWindows(group.length, ...group.map((w) => w.key), ...group.flatMap((w) => [w.delta, Math.max(1, Math.ceil(w.windowMs))]));
+        return new Map(group.map((w, i) => [w, { count: flat[2 * i], ttlMs: flat[2 * i + 1] }]));
+      }));
+      return windows.map((w) => answers.find((a) => a.has(w))!.get(w)!);
     }),
     setAdd: (key, members, ttlMs) => guard(async () => {
       if (!members.length) return;
@@ -167,6 +176,16 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     ping: () => guard(async () => { await client.ping(); }),
     close: async () => { client.disconnect(); },
   };
+}
+
+/** Windows grouped by their key's hash tag (the text in the first {...}), so each group lives in one cluster slot. */
+function groupByHashTag<T extends { key: string }>(items: T[]): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const tag = /\{([^}]+)\}/.exec(item.key)?.[1] ?? item.key;
+    groups.set(tag, [...(groups.get(tag) ?? []), item]);
+  }
+  return [...groups.values()];
 }
 
 /**

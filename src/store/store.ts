@@ -15,10 +15,15 @@ export interface StreamEntry {
   fields: Record<string, string>;
 }
 
-/** One fixed window of a counter: its key and how long a window lasts once it starts. */
+/** One fixed window of a counter: its key, how long a window lasts once it starts, and what to do to it. */
 export interface CounterWindow {
   key: string;
   windowMs: number;
+  /**
+   * 1 counts one more (a new counter expires windowMs later), 0 only reads, -1 takes one
+   * back (only from a counter that still exists: a window that ended is not reopened).
+   */
+  delta: 1 | 0 | -1;
 }
 
 export interface Store {
@@ -37,12 +42,12 @@ export interface Store {
   /** Increments a counter whose expiry is set when it is created; returns count and remaining ms. */
   increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }>;
   /**
-   * Counts against several fixed windows at once, in one round trip and atomically: with
-   * consume, each window's counter is incremented (a new one expires windowMs later);
-   * without, the counters are only read. Returns each counter's value (0 when absent) and
-   * remaining ms (-2 when absent). The keys must share a hash tag (Redis Cluster).
+   * Counts against several fixed windows at once, in one round trip: each window's counter
+   * changes by its delta. Returns each counter's value afterwards (0 when absent) and its
+   * remaining ms (-2 when absent). Windows whose keys share a hash tag change atomically
+   * together (on a Redis Cluster, keys under different tags are separate calls, in parallel).
    */
-  countWindows(windows: CounterWindow[], consume: boolean): Promise<{ count: number; ttlMs: number }[]>;
+  countWindows(windows: CounterWindow[]): Promise<{ count: number; ttlMs: number }[]>;
   /** Adds members; with ttlMs the set lives at least that long from now (never shortened). */
   setAdd(key: string, members: string[], ttlMs?: number): Promise<void>;
   setRemove(key: string, members: string[]): Promise<void>;

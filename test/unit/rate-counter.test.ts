@@ -1,4 +1,8 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import Koa from 'koa';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { oauthRateLimit } from '../../src/http/koa-rate-limit.ts';
 import { createManualClock } from '../../src/clock.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
@@ -26,33 +30,34 @@ describe.each(['memory', 'redis'] as const)('countWindows on the %s store', (kin
     { key: 'rl:{b}:hour', windowMs: 3_600_000 },
     { key: 'rl:{b}:burst', windowMs: 10_000 },
   ];
+  const as = (delta: 1 | 0 | -1, list = windows) => list.map((w) => ({ ...w, delta }));
 
   it('reads absent counters as 0 without creating them', async () => {
     const store = await make();
-    expect(await store.countWindows(windows, false)).toEqual([{ count: 0, ttlMs: -2 }, { count: 0, ttlMs: -2 }]);
+    expect(await store.countWindows(as(0))).toEqual([{ count: 0, ttlMs: -2 }, { count: 0, ttlMs: -2 }]);
     expect(await store.ttl('rl:{b}:hour')).toBe(-2);
   });
 
   it('increments every window at once; a new counter expires one window later, an old one keeps its expiry', async () => {
     const store = await make();
-    const [h1, b1] = await store.countWindows(windows, true);
+    const [h1, b1] = await store.countWindows(as(1));
     expect([h1.count, b1.count]).toEqual([1, 1]);
     expect(h1.ttlMs).toBeGreaterThan(3_590_000);
     expect(h1.ttlMs).toBeLessThanOrEqual(3_600_000);
     expect(b1.ttlMs).toBeGreaterThan(0);
     expect(b1.ttlMs).toBeLessThanOrEqual(10_000);
     // A burst counter that already exists (and a third, new window) in the same call.
-    const [b2, other] = await store.countWindows([windows[1], { key: 'rl:{b}:other', windowMs: 5_000 }], true);
+    const [b2, other] = await store.countWindows(as(1, [windows[1], { key: 'rl:{b}:other', windowMs: 5_000 }]));
     expect([b2.count, other.count]).toEqual([2, 1]);
     expect(b2.ttlMs).toBeLessThanOrEqual(b1.ttlMs);
     expect(other.ttlMs).toBeLessThanOrEqual(5_000);
-    const peeked = await store.countWindows(windows, false);
+    const peeked = await store.countWindows(as(0));
     expect(peeked.map((w) => w.count)).toEqual([1, 2]);
-    expect((await store.countWindows(windows, false)).map((w) => w.count)).toEqual([1, 2]);
+    expect((await store.countWindows(as(0))).map((w) => w.count)).toEqual([1, 2]);
   });
 
   it('answers an empty list with an empty list', async () => {
-    expect(await (await make()).countWindows([], true)).toEqual([]);
+    expect(await (await make()).countWindows([])).toEqual([]);
   });
 });
 
@@ -60,12 +65,12 @@ describe('countWindows on the memory store', () => {
   it('starts a window over once it has expired', async () => {
     const clock = createManualClock();
     const store = createMemoryStore(clock);
-    const w = [{ key: 'rl:{x}:burst', windowMs: 1_000 }];
-    await store.countWindows(w, true);
-    await store.countWindows(w, true);
+    const w = (delta: 1 | 0) => [{ key: 'rl:{x}:burst', windowMs: 1_000, delta }];
+    await store.countWindows(w(1));
+    await store.countWindows(w(1));
     clock.advance(1_001);
-    expect(await store.countWindows(w, false)).toEqual([{ count: 0, ttlMs: -2 }]);
-    const [again] = await store.countWindows(w, true);
+    expect(await store.countWindows(w(0))).toEqual([{ count: 0, ttlMs: -2 }]);
+    const [again] = await store.countWindows(w(1));
     expect(again.count).toBe(1);
   });
 });
@@ -76,7 +81,7 @@ describe('rate limiter round trips and the in-process block', () => {
   /** A store that counts the countWindows calls reaching it. */
   function counting(store: Store) {
     const calls = { n: 0 };
-    const wrapped: Store = { ...store, countWindows: (w, c) => { calls.n += 1; return store.countWindows(w, c); } };
+    const wrapped: Store = { ...store, countWindows: (w) => { calls.n += 1; return store.countWindows(w); } };
     return { store: wrapped, calls };
   }
 
@@ -124,5 +129,56 @@ describe('rate limiter round trips and the in-process block', () => {
     clock.advance(-1_000);
     await limiter.check('k', limits);
     expect(calls.n).toBe(4);
+  });
+});
+
+describe('the OAuth back-channel rate limit in store round trips', () => {
+  const limits = { perHour: 100, burst: 50, burstSeconds: 60 };
+  const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+
+  /** oauthRateLimit in front of a stand-in provider that accepts one secret; the store counts its calls. */
+  async function serve(kind: 'memory' | 'redis') {
+    const clock = createManualClock();
+    const base = kind === 'memory' ? createMemoryStore(clock) : await redisStore();
+    const calls = { n: 0 };
+    const store: Store = { ...base, countWindows: (w) => { calls.n += 1; return base.countWindows(w); } };
+    const rateLimiter = createRateLimiter({ store, clock, logger: createLogger('silent'), metrics: createMetrics({ defaultMetrics: false }), failOpen: false });
+    const app = new Koa();
+    app.use(oauthRateLimit({ rateLimiter, metrics: createMetrics({ defaultMetrics: false }), limits: () => limits }));
+    app.use(async (ctx) => {
+      const ok = ctx.get('authorization') === basic('etl', 'right');
+      ctx.status = ok ? 200 : 401;
+      ctx.body = ok ? { access_token: 'x' } : { error: 'invalid_client' };
+    });
+    const server = app.listen(0);
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/token`;
+    const post = (secret: string) => fetch(url, { method: 'POST', headers: { authorization: basic('etl', secret) } });
+    const counts = async () => {
+      const [client, ip] = await base.countWindows([
+        { key: 'rl:{oauth_client:etl}:hour', windowMs: 3_600_000, delta: 0 },
+        { key: 'rl:{ip:127.0.0.1}:hour', windowMs: 3_600_000, delta: 0 },
+      ]);
+      return { client: client.count, ip: ip.count };
+    };
+    return { post, counts, calls, close: () => server.close() };
+  }
+
+  it.each(['memory', 'redis'] as const)('a successful request costs one store call, a failed client authentication two, and is charged to the IP alone (%s)', async (kind) => {
+    const s = await serve(kind);
+    try {
+      const ok = await s.post('right');
+      expect(ok.status).toBe(200);
+      expect(ok.headers.get('x-ratelimit-remaining')).toBe('99');
+      expect(s.calls.n).toBe(1);
+      expect(await s.counts()).toEqual({ client: 1, ip: 0 });
+
+      const bad = await s.post('wrong');
+      expect(bad.status).toBe(401);
+      expect(s.calls.n).toBe(3);
+      expect(await s.counts()).toEqual({ client: 1, ip: 1 });
+    } finally {
+      s.close();
+    }
   });
 });
