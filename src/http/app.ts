@@ -20,6 +20,7 @@ import { forceHttps } from './koa-force-https.ts';
 import { corsPolicy } from './koa-cors.ts';
 import { clientVersion } from './koa-client-version.ts';
 import { oauthRateLimit, rateLimitDepsOf } from './koa-rate-limit.ts';
+import { routesBySegment } from './route-dispatch.ts';
 import { providerStoreOutage } from '../oidc/provider-edge.ts';
 import { SERVICE_ACCOUNT_TOKEN_PATH } from '../oidc/service-account-tokens.ts';
 
@@ -63,9 +64,7 @@ export function createApp(deps: Deps): App {
   koa.use(corsPolicy(() => deps.settings.current().corsOrigins));
   koa.use(clientVersion({ minimum: deps.config.minClientVersion }));
   koa.use(interactionErrorPages(deps.logger));
-  for (const router of routers) koa.use(router.routes()).use(router.allowedMethods());
-  const interactions = interactionRoutes(deps, providers.current);
-  koa.use(interactions.routes()).use(interactions.allowedMethods());
+  koa.use(routesBySegment([...routers, interactionRoutes(deps, providers.current)]));
   koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
   koa.use(providerStoreOutage());
   koa.use(providers.middleware);

@@ -57,11 +57,25 @@ export function principalBucket(principal: Principal): string {
   return principal.type === 'api_key' ? `key:${principal.credentialId}` : `${principal.type}:${principal.subject}`;
 }
 
+/** Most IP → bucket answers remembered (parsing an address costs more than the rest of a check). */
+const MAX_REMEMBERED_IPS = 10_000;
+const ipBuckets = new Map<string, string>();
+
 /**
  * Bucket of an anonymous caller: its IP (as Koa reports it, so TRUST_PROXY decides whether
  * X-Forwarded-For counts). IPv6 callers are grouped by /64, the block one host usually holds.
  */
 export function ipBucket(ip: string): string {
+  let bucket = ipBuckets.get(ip);
+  if (bucket === undefined) {
+    bucket = bucketOfAddress(ip);
+    if (ipBuckets.size >= MAX_REMEMBERED_IPS) ipBuckets.clear();
+    ipBuckets.set(ip, bucket);
+  }
+  return bucket;
+}
+
+function bucketOfAddress(ip: string): string {
   if (!ipaddr.isValid(ip)) return 'ip:unknown';
   const address = ipaddr.process(ip);
   if (address.kind() === 'ipv4') return `ip:${address.toString()}`;
