@@ -7,6 +7,8 @@ import type { Metrics } from '../metrics.ts';
  * scanners) never become label values.
  */
 export function routeLabel(ctx: Context): string {
+  // A route answered outside both (the client_credentials fast path) names itself.
+  if (typeof ctx.state.routeLabel === 'string') return ctx.state.routeLabel;
   const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
   if (typeof matched === 'string') return matched;
   const oidcRoute = (ctx as { oidc?: { route?: string } }).oidc?.route;

@@ -40,5 +40,7 @@ export function routesBySegment(routers: Router[]): Middleware {
   const bySegment = new Map<string, Middleware>();
   for (const m of mounted) for (const segment of m.segments ?? []) if (!bySegment.has(segment)) bySegment.set(segment, chainFor(segment));
   const elsewhere = chainFor(undefined);
-  return (ctx, next) => (bySegment.get(firstSegment(ctx.path)) ?? elsewhere)(ctx, next);
+  const dispatch: Middleware = (ctx, next) => (bySegment.get(firstSegment(ctx.path)) ?? elsewhere)(ctx, next);
+  // The routers stay reachable for whoever lists what is mounted (the OpenAPI test does).
+  return Object.assign(dispatch, { routers });
 }

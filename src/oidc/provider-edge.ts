@@ -2,6 +2,7 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Metrics } from '../metrics.ts';
 import { StoreUnavailableError } from '../store/store.ts';
+import { AppError } from '../errors/app-error.ts';
 import { renderMessage } from '../../views/message.ts';
 
 /** Whether an error (or anything in its cause chain) is the store being out of reach. */
@@ -52,7 +53,8 @@ export function providerStoreOutage(): Middleware {
     if (ctx.response.is('html')) {
       ctx.body = renderMessage('Temporarily unavailable', ['The service is temporarily unavailable. Try again in a moment.', `Request id: ${requestId}`]);
     } else {
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable', request_id: requestId };
+      // The same words as every other OAuth-form 503 (errorHandler's), whichever path met the outage.
+      ctx.body = { error: 'temporarily_unavailable', error_description: new AppError('SERVICE_UNAVAILABLE').publicMessage, request_id: requestId };
     }
   };
 }

@@ -10,9 +10,8 @@ const NOT_OPERATIONS = new Set(['GET /v1/openapi.json', 'HEAD /v1/openapi.json']
 function mountedV1Routes(server: TestServer): string[] {
   const routes = new Set<string>();
   for (const middleware of server.running.app.koa.middleware) {
-    const router = (middleware as { router?: Router }).router;
-    if (!router) continue;
-    for (const layer of router.stack) {
+    const { router, routers = router ? [router] : [] } = middleware as { router?: Router; routers?: Router[] };
+    for (const layer of routers.flatMap((r) => r.stack)) {
       const path = String(layer.path);
       // The JSON 404 catch-all is not an operation; other wildcards ({*name}) are.
       if (!path.startsWith('/v1/') || path === '/v1/{*rest}') continue;

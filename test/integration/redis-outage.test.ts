@@ -74,7 +74,16 @@ describe('Redis going away and coming back', () => {
       const oauth = await tokenRequest(server, 'outage-oauth');
       expect(oauth.status).toBe(503);
       expect(oauth.headers.get('retry-after')).toBe('5');
-      expect(await oauth.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable', request_id: 'outage-oauth' });
+      expect(await oauth.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'Service temporarily unavailable', request_id: 'outage-oauth' });
+      // The same answer when the provider's own pipeline meets the outage (a request the client_credentials fast path leaves to it).
+      const viaProvider = await fetch(`${server.url}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'outage-provider' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: server.demoClient.client_id, client_secret: server.demoClient.client_secret }),
+      });
+      expect(viaProvider.status).toBe(503);
+      expect(viaProvider.headers.get('retry-after')).toBe('5');
+      expect(await viaProvider.json()).toEqual({ error: 'temporarily_unavailable', error_description: 'Service temporarily unavailable', request_id: 'outage-provider' });
 
       // A browser sent to the authorization endpoint gets a page saying to try again, not "something went wrong".
       const authorize = new URL(`${server.url}/oauth/authorize`);
@@ -90,7 +99,8 @@ describe('Redis going away and coming back', () => {
     }
     // Every log line about those requests carries their id.
     expect(logLines.find((l) => l.msg === 'request failed' && l.request_id === 'outage-api')).toBeDefined();
-    expect(logLines.find((l) => l.msg === 'provider server error' && l.request_id === 'outage-oauth')).toBeDefined();
+    expect(logLines.find((l) => l.msg === 'request failed' && l.request_id === 'outage-oauth')).toBeDefined();
+    expect(logLines.find((l) => l.msg === 'provider server error' && l.request_id === 'outage-provider')).toBeDefined();
     expect(logLines.find((l) => l.msg === 'request' && l.request_id === 'outage-oauth')).toMatchObject({ status: 503 });
     await untilReady(server);
     expect((await verify(server, 'after')).status).toBe(200);
