@@ -69,7 +69,7 @@ export const settings = {
   logLevel: { env: 'LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), doc: 'pino log level' },
   apiAudience: { env: 'API_AUDIENCE', schema: httpUrl.optional(), doc: 'aud of access tokens (the API they are for); default PUBLIC_URL' },
   accessTokenAlg: { env: 'ACCESS_TOKEN_ALG', schema: z.enum(signingAlgs).default('ES256'), doc: 'JWS algorithm of access tokens' },
-  tokenFastPath: { env: 'TOKEN_FAST_PATH', schema: bool(true), doc: 'answer the common client_credentials request (HTTP Basic, no DPoP) without the provider\'s generic token pipeline, same token and answer at about half the CPU; every other request, and every failure, still goes through the provider' },
+  tokenFastPath: { env: 'TOKEN_FAST_PATH', schema: bool(true), doc: 'answer the two busiest back-channel calls, a client_credentials token request and the introspection of a JWT access token by a client using HTTP Basic, without the provider\'s generic pipeline (same answer, about half the CPU); every other request, and every failure, still goes through the provider' },
   accessTokenTtl: { env: 'ACCESS_TOKEN_TTL', schema: seconds(900), doc: 'access token lifetime, seconds' },
   refreshTokenTtl: { env: 'REFRESH_TOKEN_TTL', schema: seconds(7 * 24 * 3600), doc: 'refresh token lifetime, seconds' },
   idTokenTtl: { env: 'ID_TOKEN_TTL', schema: seconds(3600), doc: 'ID token lifetime, seconds' },

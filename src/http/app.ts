@@ -21,6 +21,7 @@ import { corsPolicy } from './koa-cors.ts';
 import { clientVersion } from './koa-client-version.ts';
 import { oauthRateLimit, rateLimitDepsOf } from './koa-rate-limit.ts';
 import { clientCredentialsFastPath } from '../oidc/client-credentials-fast-path.ts';
+import { introspectionFastPath } from '../oidc/introspection-fast-path.ts';
 import { routesBySegment } from './route-dispatch.ts';
 import { providerStoreOutage } from '../oidc/provider-edge.ts';
 import { SERVICE_ACCOUNT_TOKEN_PATH } from '../oidc/service-account-tokens.ts';
@@ -68,7 +69,10 @@ export function createApp(deps: Deps): App {
   koa.use(routesBySegment([...routers, interactionRoutes(deps, providers.current)]));
   koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
   koa.use(providerStoreOutage());
-  if (deps.config.tokenFastPath) koa.use(clientCredentialsFastPath(deps, providers.current));
+  if (deps.config.tokenFastPath) {
+    koa.use(clientCredentialsFastPath(deps, providers.current));
+    koa.use(introspectionFastPath(deps, providers.current));
+  }
   koa.use(providers.middleware);
   koa.use(async (ctx) => {
     if (ctx.body === undefined && ctx.status === 404) throw new AppError('NOT_FOUND');

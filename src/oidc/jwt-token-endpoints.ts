@@ -19,10 +19,10 @@ export function jwtTokenEndpointsMiddleware(deps: Pick<Deps, 'accessTokens'>): M
     const client = oidc?.client;
     if (typeof token !== 'string' || !client) return;
 
-    // Anything JWT-shaped that is not one of ours (alg none, stripped signature...) is simply not active.
-    const result = looksLikeJwt(token) ? await deps.accessTokens.verify(token) : ({ ok: false } as const);
     ctx.status = 200;
     if (route === 'revocation') {
+      // Anything JWT-shaped that is not one of ours (alg none, stripped signature...) is simply not active.
+      const result = looksLikeJwt(token) ? await deps.accessTokens.verify(token) : ({ ok: false } as const);
       // RFC 7009 §2.1-2.2: a client revokes only its own tokens, and the answer is 200 either way.
       if (result.ok && result.claims.client_id === client.clientId) {
         await deps.accessTokens.revoke(result.claims);
@@ -30,25 +30,31 @@ export function jwtTokenEndpointsMiddleware(deps: Pick<Deps, 'accessTokens'>): M
       ctx.body = '';
       return;
     }
-    // Public clients may only introspect their own tokens (the provider's own policy).
-    if (!result.ok || (client.clientAuthMethod === 'none' && result.claims.client_id !== client.clientId)) {
-      ctx.body = { active: false };
-      return;
-    }
-    const { claims } = result;
-    ctx.body = {
-      active: true,
-      token_type: 'Bearer',
-      client_id: claims.client_id,
-      sub: claims.sub,
-      scope: claims.scope,
-      scopes: claims.scopes,
-      aud: claims.aud,
-      iss: claims.iss,
-      exp: claims.exp,
-      iat: claims.iat,
-      jti: claims.jti,
-      ...(claims.cnf ? { cnf: claims.cnf } : {}),
-    };
+    ctx.body = await introspectJwt(deps.accessTokens, token, client);
+  };
+}
+
+/**
+ * RFC 7662 answer about one of our JWT access tokens, for `client`: inactive unless it
+ * verifies (signature, clock, deny-list, grant) and, for a public client, was issued to it
+ * (the provider's own policy for public clients).
+ */
+export async function introspectJwt(accessTokens: Deps['accessTokens'], token: string, client: { clientId: string; clientAuthMethod?: string }): Promise<Record<string, unknown>> {
+  const result = looksLikeJwt(token) ? await accessTokens.verify(token) : ({ ok: false } as const);
+  if (!result.ok || (client.clientAuthMethod === 'none' && result.claims.client_id !== client.clientId)) return { active: false };
+  const { claims } = result;
+  return {
+    active: true,
+    token_type: 'Bearer',
+    client_id: claims.client_id,
+    sub: claims.sub,
+    scope: claims.scope,
+    scopes: claims.scopes,
+    aud: claims.aud,
+    iss: claims.iss,
+    exp: claims.exp,
+    iat: claims.iat,
+    jti: claims.jti,
+    ...(claims.cnf ? { cnf: claims.cnf } : {}),
   };
 }
