@@ -46,6 +46,8 @@ export const MAX_ASSERTION_LENGTH = 8192;
 // The signature part may be empty so that alg "none" is named as such below.
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_JTI_LENGTH = 256;
+/** Most imported service-account public keys remembered; full, the cache starts over. */
+const MAX_IMPORTED_KEYS = 1000;
 
 const jtiKey = (accountId: string, jti: string) =>
   `sa-jti:${accountId}:${createHash('sha256').update(jti).digest('base64url')}`;
@@ -57,6 +59,21 @@ const jtiKey = (accountId: string, jti: string) =>
  */
 export function createAssertionVerifier(deps: { accounts: ServiceAccountRepository; store: Store; clock: Clock; policy: AssertionPolicy }) {
   const { accounts, store, clock, policy } = deps;
+  // Imported public keys by their JWK and alg: importing costs more than verifying with it.
+  // Public material only; which key may verify is decided before this, on every call.
+  const imported = new Map<string, ReturnType<typeof importJWK>>();
+  const importPublicKey = (key: ServiceAccountKey): ReturnType<typeof importJWK> => {
+    const id = `${key.alg}|${JSON.stringify(key.publicJwk)}`;
+    let found = imported.get(id);
+    if (!found) {
+      if (imported.size >= MAX_IMPORTED_KEYS) imported.clear();
+      found = importJWK(key.publicJwk, key.alg);
+      // A key that fails to import is tried again next time rather than remembered as failing.
+      found.catch(() => imported.delete(id));
+      imported.set(id, found);
+    }
+    return found;
+  };
   const fail = (error: GrantErrorCode, reason: string, description: string, extra: Partial<AssertionFailure> = {}): AssertionFailure =>
     ({ ok: false, error, reason, description, ...extra });
 
@@ -125,7 +142,7 @@ export function createAssertionVerifier(deps: { accounts: ServiceAccountReposito
     for (const key of candidates) {
       let payload: Uint8Array;
       try {
-        ({ payload } = await compactVerify(assertion, await importJWK(key.publicJwk, key.alg), { algorithms: [key.alg] }));
+        ({ payload } = await compactVerify(assertion, await importPublicKey(key), { algorithms: [key.alg] }));
       } catch {
         continue; // not this key, or a bad signature
       }

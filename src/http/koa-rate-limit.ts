@@ -42,11 +42,8 @@ const clientOf = (principal: Principal): string | undefined => (principal.type =
  */
 export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialResolver): Middleware {
   return async (ctx, next) => {
-    const principal = await resolveCredential(ctx).catch((err: unknown) => {
-      // A missing or bad credential is the route's business (it answers 401); it counts per IP.
-      if (err instanceof AppError) return undefined;
-      throw err;
-    });
+    // A missing or bad credential is the route's business (it answers 401); it counts per IP.
+    const principal = await resolveCredential.principalIfAny(ctx);
     const { overrides = [], ...base } = deps.limits();
     if (principal) {
       await enforce(ctx, deps, principalBucket(principal), limitsFor(base, overrides, { clientId: clientOf(principal), scopes: principal.scopes }), 'v1');
