@@ -24,6 +24,8 @@ export interface BenchOptions {
   tlsKey: 'rsa' | 'ec';
   /** Extra Node options for our server processes (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
   serverNodeArgs: string[];
+  /** The same for the baseline processes (bare provider, Koa hello, argon2), to profile them alike. */
+  baselineNodeArgs: string[];
 }
 
 const DEFAULTS = { durationS: 10, warmupS: 5, runs: 3, soakS: 60, connections: 10 };
@@ -62,5 +64,6 @@ export function benchOptions(argv: string[], env: NodeJS.ProcessEnv, defaultResu
     resultsFile: env.BENCH_RESULTS || defaultResultsFile,
     tlsKey: tlsKey(env.BENCH_TLS_KEY),
     serverNodeArgs: (env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    baselineNodeArgs: (env.BENCH_BASELINE_NODE_ARGS ?? '').split(' ').filter(Boolean),
   };
 }

@@ -106,6 +106,7 @@ export function createStarter(deps: TargetDeps) {
       return {
         name: `bare oidc-provider (${bareAlg})`,
         script: 'bench/baselines/bare-provider.ts',
+        nodeArgs: deps.options.baselineNodeArgs,
         env: {
           NODE_ENV: 'production',
           PORT: String(port),
@@ -122,7 +123,7 @@ export function createStarter(deps: TargetDeps) {
       };
     }
     if (key === targets.koaHello) {
-      return { name: 'bare Koa hello', script: 'bench/baselines/koa-hello.ts', env: { NODE_ENV: 'production', PORT: String(port) }, port, url: local, readyPath: '/' };
+      return { name: 'bare Koa hello', script: 'bench/baselines/koa-hello.ts', nodeArgs: deps.options.baselineNodeArgs, env: { NODE_ENV: 'production', PORT: String(port) }, port, url: local, readyPath: '/' };
     }
     if (key === targets.argon2) {
       // The server's own defaults, so the baseline hashes exactly as a login does.
@@ -130,7 +131,7 @@ export function createStarter(deps: TargetDeps) {
         ARGON2_MEMORY_KIB: String(settings.argon2MemoryKiB.schema.parse(undefined)),
         ARGON2_TIME_COST: String(settings.argon2TimeCost.schema.parse(undefined)),
       };
-      return { name: 'raw argon2id', script: 'bench/baselines/argon2-rate.ts', env, port, startNote: 'includes hashing one password' };
+      return { name: 'raw argon2id', script: 'bench/baselines/argon2-rate.ts', nodeArgs: deps.options.baselineNodeArgs, env, port, startNote: 'includes hashing one password' };
     }
     throw new Error(`unknown bench target ${key}`);
   };
