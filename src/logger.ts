@@ -11,6 +11,28 @@ export const redactedPaths = [
   'req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]', 'res.headers["set-cookie"]',
 ];
 
+/**
+ * Standard output for log lines. With bufferMs > 0, lines are gathered (up to 4 KiB) and
+ * written at most bufferMs later: one write for many lines instead of one per request (a
+ * write to a file or pipe costs about as much as the rest of a log line). Buffered lines
+ * are written out when the process exits (normally, on a signal we handle, or on a crash
+ * that runs exit handlers); only a process killed outright (SIGKILL, the OOM killer) can
+ * lose the last bufferMs of lines. 0 writes each line as it is logged.
+ */
+export function stdoutDestination(bufferMs: number): DestinationStream {
+  if (bufferMs <= 0) return pino.destination({ dest: 1, sync: true });
+  const stream = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const timer = setInterval(() => {
+    try {
+      stream.flush();
+    } catch {
+      // Not open yet, or a write in progress: the next tick writes it.
+    }
+  }, bufferMs);
+  timer.unref();
+  return stream;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {

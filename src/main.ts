@@ -1,5 +1,5 @@
 import { loadConfig, ConfigError } from './config/load.ts';
-import { createLogger } from './logger.ts';
+import { createLogger, stdoutDestination } from './logger.ts';
 import { systemClock } from './clock.ts';
 import { createStore } from './store/create-store.ts';
 import { buildDeps } from './deps.ts';
@@ -18,12 +18,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, stdoutDestination(config.logBufferMs));
   const store = createStore(config, systemClock, logger);
   const deps = await buildDeps({ config, clock: systemClock, logger, store });
   const report = await bootstrap(deps);
   const running = await startServer(deps);
   deps.keyRing.start();
+  // The banner goes straight to stdout: log lines gathered before it go first.
+  logger.flush();
   for (const line of describeBootstrap(report, config.publicUrl)) process.stdout.write(`${line}\n`);
   logger.info({ port: config.port, store: store.kind }, 'ready');
 

@@ -66,6 +66,7 @@ export const settings = {
   trustProxyHops: { env: 'TRUST_PROXY_HOPS', schema: z.coerce.number().int().min(1).max(10).default(1), doc: 'with TRUST_PROXY: how many proxies in front append to X-Forwarded-For; the client IP is the entry that many from the right (entries a client wrote itself are ignored)' },
   forceHttps: { env: 'FORCE_HTTPS', schema: bool(false), doc: 'refuse plain-HTTP API and OAuth calls (403) and redirect plain-HTTP page GETs to https on the PUBLIC_URL host; /healthz, /readyz and /metrics stay reachable' },
   minClientVersion: { env: 'MIN_CLIENT_VERSION', schema: z.string().regex(/^v?\d{1,9}(\.\d{1,9}){0,2}(-[0-9A-Za-z.-]+)?$/, 'must be a version like 1.2.0').optional(), doc: 'refuse callers whose X-Client-Version is older (426 UPGRADE_REQUIRED); callers that send no version are served' },
+  logBufferMs: { env: 'LOG_BUFFER_MS', schema: z.coerce.number().int().min(0).max(10_000).default(250), doc: 'log lines are gathered and written at most this many ms later (one write for many lines); written out on exit, so only a process killed outright (SIGKILL, OOM) loses the last ones; 0 writes each line at once' },
   logLevel: { env: 'LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), doc: 'pino log level' },
   apiAudience: { env: 'API_AUDIENCE', schema: httpUrl.optional(), doc: 'aud of access tokens (the API they are for); default PUBLIC_URL' },
   accessTokenAlg: { env: 'ACCESS_TOKEN_ALG', schema: z.enum(signingAlgs).default('ES256'), doc: 'JWS algorithm of access tokens' },

@@ -52,7 +52,8 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
       // Per-account indexes, so an admin can end every login of a user at once.
       if (this.model === 'Grant' && payload.accountId) await store.setAdd(accountGrantsKey(payload.accountId), [id], ttlMs);
       if (this.model === 'Session' && payload.accountId) await store.setAdd(accountSessionsKey(payload.accountId), [key], ttlMs);
-      // Secondary indexes hold the id sealed (encrypted), never in the clear.
+      // Secondary indexes hold the id sealed (encrypted), never in the clear; most models have none.
+      if (!payload.uid && !payload.userCode) return;
       const indexValue = this.secretIds ? secrets.seal(SEAL_PURPOSE, id) : id;
       if (payload.uid) await store.set(uidKey(payload.uid), indexValue, { ttlMs });
       if (payload.userCode) await store.set(userCodeKey(payload.userCode), indexValue, { ttlMs });
