@@ -19,6 +19,13 @@ const SECRET_ID_MODELS = new Set([
   'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'Session', 'Interaction',
   'RegistrationAccessToken', 'InitialAccessToken',
 ]);
+/** Models the provider marks used (`consume`): single-use codes and rotated refresh tokens. */
+const CONSUMABLE_MODELS = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+const consumedKey = (key: string) => `${key}:consumed`;
+/** How much longer than its token a consumed marker lives (the two clocks, ours and the store's, may differ a little). */
+const MARKER_MARGIN_MS = 60_000;
+/** Most expiries find() keeps for a consume() that may follow; full, it starts over (consume then asks the store). */
+const MAX_PENDING_EXPIRIES = 10_000;
 const HASH_PURPOSE = 'oidc-id';
 const SEAL_PURPOSE = 'oidc-id';
 
@@ -33,9 +40,13 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
   return class StoreAdapter implements Adapter {
     readonly model: string;
     private readonly secretIds: boolean;
+    private readonly consumable: boolean;
+    /** id → expiry (epoch s) of tokens just found, for the consume() the provider calls next. */
+    private readonly expiries = new Map<string, number>();
     constructor(model: string) {
       this.model = model;
       this.secretIds = SECRET_ID_MODELS.has(model);
+      this.consumable = CONSUMABLE_MODELS.has(model);
     }
 
     private key(id: string): string {
@@ -47,11 +58,16 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
       const key = this.key(id);
       const ttlMs = expiresIn ? expiresIn * 1000 : undefined;
       const stored = this.secretIds ? { ...payload, jti: undefined } : payload;
-      await store.set(key, JSON.stringify(stored), { ttlMs });
-      if (payload.grantId) await store.setAdd(grantIndexKey(payload.grantId), [key], ttlMs);
-      // Per-account indexes, so an admin can end every login of a user at once.
-      if (this.model === 'Grant' && payload.accountId) await store.setAdd(accountGrantsKey(payload.accountId), [id], ttlMs);
-      if (this.model === 'Session' && payload.accountId) await store.setAdd(accountSessionsKey(payload.accountId), [key], ttlMs);
+      // The record and its indexes in one round trip. An index entry without its record is
+      // harmless; a record whose grant index was not written still dies with its grant,
+      // which every use of it checks.
+      await Promise.all([
+        store.set(key, JSON.stringify(stored), { ttlMs }),
+        payload.grantId && store.setAdd(grantIndexKey(payload.grantId), [key], ttlMs),
+        // Per-account indexes, so an admin can end every login of a user at once.
+        this.model === 'Grant' && payload.accountId && store.setAdd(accountGrantsKey(payload.accountId), [id], ttlMs),
+        this.model === 'Session' && payload.accountId && store.setAdd(accountSessionsKey(payload.accountId), [key], ttlMs),
+      ]);
       // Secondary indexes hold the id sealed (encrypted), never in the clear; most models have none.
       if (!payload.uid && !payload.userCode) return;
       const indexValue = this.secretIds ? secrets.seal(SEAL_PURPOSE, id) : id;
@@ -61,9 +77,16 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return ((await clients.find(id)) ?? undefined) as AdapterPayload | undefined;
-      const raw = await store.get(this.key(id));
+      const key = this.key(id);
+      // A consumable token and its consumed marker in one read.
+      const [raw, consumed] = this.consumable ? await store.getMany([key, consumedKey(key)]) : [await store.get(key), null];
       if (!raw) return undefined;
       const payload = JSON.parse(raw) as AdapterPayload;
+      if (consumed !== null) payload.consumed = Number(consumed) || true;
+      if (this.consumable && typeof payload.exp === 'number') {
+        if (this.expiries.size >= MAX_PENDING_EXPIRIES) this.expiries.clear();
+        this.expiries.set(id, payload.exp);
+      }
       return this.secretIds ? { ...payload, jti: id } : payload;
     }
 
@@ -83,23 +106,40 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
 
     /**
      * Marks a code or refresh token used. oidc-provider checks `consumed` and then calls
-     * this, two steps another request can fall between; the SET NX marker makes the
-     * claim atomic, so of two concurrent redemptions exactly one wins and the other is
-     * treated as reuse: the grant (the whole login) is revoked.
+     * this, two steps another request can fall between; the SET NX marker makes the claim
+     * atomic, so of two concurrent redemptions exactly one wins and the other is treated
+     * as reuse: the grant (the whole login) is revoked. The marker is the record of use
+     * (find() reads it back as `consumed`); it lives a little longer than the token, whose
+     * expiry find() noted just before, so the claim and the check that the token still
+     * exists go out together in one round trip.
      */
     async consume(id: string): Promise<void> {
       const key = this.key(id);
-      const [raw, ttl] = await Promise.all([store.get(key), store.ttl(key)]);
-      const payload = raw ? (JSON.parse(raw) as AdapterPayload) : undefined;
-      const claimed = payload !== undefined
-        && (await store.set(`${key}:consumed`, '1', { onlyIfAbsent: true, ttlMs: ttl > 0 ? ttl : undefined }));
-      if (!claimed) {
-        // Used by a concurrent request, or revoked (deleted) since the provider found it.
-        if (payload?.grantId) await revokeGrant(store, payload.grantId);
+      const exp = this.expiries.get(id);
+      this.expiries.delete(id);
+      let ttlMs: number;
+      if (exp !== undefined) {
+        ttlMs = exp * 1000 - clock.now() + MARKER_MARGIN_MS;
+      } else {
+        const remaining = await store.ttl(key);
+        ttlMs = remaining > 0 ? remaining + MARKER_MARGIN_MS : MARKER_MARGIN_MS;
+      }
+      const [remaining, claimed] = await Promise.all([
+        store.ttl(key),
+        store.set(consumedKey(key), String(Math.floor(clock.now() / 1000)), { onlyIfAbsent: true, ttlMs: Math.max(1, ttlMs) }),
+      ]);
+      // Used by a concurrent request, or revoked (deleted) since the provider found it.
+      if (!claimed || remaining === -2) {
+        const grantId = await this.grantOf(key);
+        if (grantId) await revokeGrant(store, grantId);
         throw new errors.InvalidGrant('grant request is invalid');
       }
-      payload.consumed = Math.floor(clock.now() / 1000);
-      await store.set(key, JSON.stringify(payload), { ttlMs: ttl > 0 ? ttl : undefined });
+    }
+
+    /** The grant a stored token belongs to, when it is still stored. */
+    private async grantOf(key: string): Promise<string | undefined> {
+      const raw = await store.get(key);
+      return raw ? (JSON.parse(raw) as AdapterPayload).grantId : undefined;
     }
 
     async destroy(id: string): Promise<void> {

@@ -6,6 +6,7 @@ import { oidcScopes, parseScope } from '../domain/scopes.ts';
 import { html, SafeHtml } from '../../views/html.ts';
 import { renderMessage } from '../../views/message.ts';
 import { createFindAccount } from './find-account.ts';
+import { perRequest } from './per-request.ts';
 import { jwtTokenEndpointsMiddleware } from './jwt-token-endpoints.ts';
 import { registerJwtBearerGrant } from './jwt-bearer-grant.ts';
 import { isServiceAccountId } from '../domain/service-accounts.ts';
@@ -38,11 +39,12 @@ export function buildProvider(deps: Deps): Provider {
   const { config, store, clients, keyRing, secrets, scopeCatalog, clock } = deps;
   const audience = apiAudienceOf(config);
   const allScopes = Object.keys(scopeCatalog);
+  const userOfRequest = perRequest((id) => deps.users.findById(id));
 
   const configuration: Configuration = {
     adapter: createAdapterFactory({ store, clients, clock, secrets }),
     clients: [],
-    findAccount: createFindAccount(deps),
+    findAccount: createFindAccount(deps, userOfRequest),
     jwks: keyRing.providerJwks() as Configuration['jwks'],
     cookies: {
       keys: secrets.cookieKeys,
@@ -115,12 +117,12 @@ export function buildProvider(deps: Deps): Provider {
         // RFC 9068 plus the `scopes` array the guide's hasScope() reads, and the grant id
         // so that revoking a login also revokes its JWT access tokens. A user's token never
         // carries a scope the user no longer holds, whatever the grant once recorded.
-        jwt: async (_ctx, token, jwt) => {
+        jwt: async (ctx, token, jwt) => {
           let scopes = parseScope(jwt.payload.scope as string | undefined);
           const { accountId, grantId } = token as { accountId?: string; grantId?: string };
           if (accountId) {
             // A service account (sa_…) is held to its current scopes the same way.
-            const owner = isServiceAccountId(accountId) ? await deps.serviceAccounts.get(accountId) : await deps.users.findById(accountId);
+            const owner = isServiceAccountId(accountId) ? await deps.serviceAccounts.get(accountId) : await userOfRequest(ctx, accountId);
             const held = new Set(owner?.scopes ?? []);
             scopes = scopes.filter((s) => isOidcScope(s) || held.has(s));
             jwt.payload.scope = scopes.join(' ') || undefined;
