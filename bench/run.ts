@@ -178,7 +178,7 @@ async function main(): Promise<void> {
         `The load generator (autocannon ${versionOf('autocannon')} in the bench process), Redis and every server share this ${os.cpus().length}-core machine: absolute figures are lower than with a separate load generator and move with anything else running on it.`,
         'Each server and baseline is its own process on the project\'s Node (node_modules/.bin/node) with NODE_ENV=production; subject and baseline get the same connections, duration, warm-up and request bodies.',
         `Baselines run the same installed libraries: oidc-provider ${versionOf('oidc-provider')}, koa ${versionOf('koa')}, argon2 ${versionOf('argon2')}.`,
-        `Our server logs one line per request at LOG_LEVEL=${options.serverLogLevel} (to /dev/null); rate limits are set far above the load (RATE_LIMIT_PER_HOUR, RATE_LIMIT_BURST).`,
+        `Our server logs one line per request at LOG_LEVEL=${options.serverLogLevel} (to a file in the run's temporary folder, gathered and written every LOG_BUFFER_MS as shipped); rate limits are set far above the load (RATE_LIMIT_PER_HOUR, RATE_LIMIT_BURST).`,
         'CPU = utime + stime of the line\'s server processes (/proc/<pid>/stat) around the timed window; RSS from /proc/<pid>/status after each run.',
         'Redis cmd/req = every command Redis ran during the window (INFO commandstats, INFO itself excluded) ÷ responses; commands inside Lua scripts and MULTI blocks count too.',
       ],
