@@ -97,17 +97,14 @@ const MAX_LOCAL_BLOCKS = 10_000;
  * Two fixed windows per bucket (an hourly quota and a short burst window), counted in the
  * store every instance shares (Redis; in-process for the memory store). Both windows of a
  * bucket are one store operation (`countWindows`: one Lua script over two keys sharing the
- * bucket's hash tag, `rl:{<bucket>}:hour` and `rl:{<bucket>}:burst`), so a check costs one
- * round trip and two increments.
+ * bucket's hash tag, `rl:{<bucket>}:hour` and `rl:{<bucket>}:burst`), and `apply` sends
+ * the requests of several buckets in the same call: the /oauth back-channel counts the
+ * client and peeks at its IP in one round trip.
  *
  * This replaced rate-limiter-flexible, which needed one script per window to count and a
  * MULTI of GET + PTTL per window to peek: 24 Redis commands in 6 round trips on an
- * /oauth/token request (peek client and IP, charge one). With `countWindows` the same
- * request costs 3 scripts in 2 round trips. Measured with `npm run bench -- --quick` (10
- * connections, load generator and Redis on the same 2 cores, two runs each, mean of the
- * two): client_credentials ES256 966 → 1,312 req/s, 0.98 → 0.90 ms server CPU and 25 → 16
- * Redis commands per request; /oauth/introspect 1,185 → 1,358 req/s, 0.97 → 0.73 ms CPU,
- * 26 → 17 commands; /v1/auth/verify 10 → 7 commands (its rate limit: 2 round trips → 1).
+ * /oauth/token request. It now costs one script (9 commands inside) in one round trip.
+ * The README's Performance section has the measured effect of each step.
  *
  * Once a bucket's window is over its limit, this instance refuses the bucket from memory
  * until that window ends, without asking the store (as rate-limiter-flexible's
