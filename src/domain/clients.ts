@@ -17,12 +17,59 @@ export const CLIENT_SECRET_PURPOSE = 'client-secret';
 
 export const generateClientSecret = (): string => randomAlphanumeric(48);
 
-export function createClientRepository(deps: { store: Store; secrets: ServerSecrets }) {
+/** Where a change to a client is announced to every instance (see the cache in createClientRepository). */
+const CLIENTS_CHANGED = 'clients-changed';
+/** Most client records one instance keeps; full, it starts over. */
+const MAX_CACHED = 10_000;
+/** The longest a cached record is used without being read again, whatever was announced. */
+const MAX_CACHED_MS = 60_000;
+
+/**
+ * Client records, with an in-process cache of the ones that exist: every back-channel
+ * request looks its client up, and the record changes only through this repository. A
+ * change drops the record here at once and is announced on the store (pub/sub) to every
+ * other instance, which drops it as the message arrives (milliseconds). The cache is used
+ * only while that subscription is live; when it is lost, the cache is dropped and every
+ * lookup reads the store until it is back. A read that was in flight when a change was
+ * announced is not cached. Unknown client ids are never cached.
+ */
+export function createClientRepository(deps: { store: Store; secrets: ServerSecrets; now?: () => number }) {
   const { store, secrets } = deps;
+  // Record ages are a real-time bound, not domain time: monotonic, never the injected clock.
+  const now = deps.now ?? (() => performance.now());
+  const cache = new Map<string, { at: number; raw: string }>();
+  let live = false;
+  // Bumped by every change seen: a read that started before the latest change is not cached.
+  let changes = 0;
+  const dropAll = () => {
+    cache.clear();
+    changes += 1;
+  };
+  store.subscribe(CLIENTS_CHANGED, (id) => {
+    cache.delete(id);
+    changes += 1;
+  }, (isLive) => {
+    live = isLive;
+    dropAll();
+  });
 
   async function find(id: string): Promise<ClientMetadata | null> {
+    const cached = live ? cache.get(id) : undefined;
+    if (cached && now() - cached.at < MAX_CACHED_MS) return JSON.parse(cached.raw) as ClientMetadata;
+    const before = changes;
     const raw = await store.get(clientKey(id));
+    if (raw && live && changes === before) {
+      if (cache.size >= MAX_CACHED) cache.clear();
+      cache.set(id, { at: now(), raw });
+    }
     return raw ? (JSON.parse(raw) as ClientMetadata) : null;
+  }
+
+  /** After a change is written: forget it here, and tell the other instances. */
+  async function announce(id: string): Promise<void> {
+    cache.delete(id);
+    changes += 1;
+    await store.publish(CLIENTS_CHANGED, id);
   }
 
   /** Stores a client; a clear-text client_secret is replaced by its keyed hash first. */
@@ -32,12 +79,14 @@ export function createClientRepository(deps: { store: Store; secrets: ServerSecr
     if (clearSecret) stored.client_secret = secrets.keyedHash(CLIENT_SECRET_PURPOSE, clearSecret);
     else if (metadata.client_secret) stored.client_secret = metadata.client_secret;
     await store.set(clientKey(metadata.client_id), JSON.stringify(stored));
+    await announce(metadata.client_id);
     await store.setAdd(ALL_CLIENTS, [metadata.client_id]);
   }
 
   async function remove(id: string): Promise<boolean> {
     const existed = (await find(id)) !== null;
     await store.del([clientKey(id)]);
+    await announce(id);
     await store.setRemove(ALL_CLIENTS, [id]);
     return existed;
   }

@@ -6,6 +6,7 @@ interface Entry { value: string | Set<string> | StreamEntry[]; expiresAt?: numbe
 /** In-process store for development and unit tests. Everything is lost on exit. */
 export function createMemoryStore(clock: Clock): Store {
   const data = new Map<string, Entry>();
+  const listeners = new Map<string, Set<(message: string) => void>>();
   let streamSeq = 0;
 
   const live = (key: string): Entry | undefined => {
@@ -119,7 +120,16 @@ export function createMemoryStore(clock: Clock): Store {
       return (reverse ? inRange.reverse() : inRange).slice(0, count);
     },
     async ping() {},
-    async close() { data.clear(); },
+    async publish(channel, message) {
+      for (const listener of listeners.get(channel) ?? []) listener(message);
+    },
+    subscribe(channel, onMessage, onLive) {
+      const set = listeners.get(channel) ?? new Set();
+      set.add(onMessage);
+      listeners.set(channel, set);
+      onLive(true);
+    },
+    async close() { data.clear(); listeners.clear(); },
   };
 }
 

@@ -100,6 +100,29 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   client.defineCommand('nsaSetAddTtl', { numberOfKeys: 1, lua: SET_ADD_WITH_TTL });
   client.defineCommand('nsaCountWindows', { lua: COUNT_WINDOWS });
 
+  // Pub/sub needs a connection of its own (a subscribed connection runs no other command),
+  // made on the first subscribe. ioredis subscribes again by itself after a reconnect.
+  const channels = new Map<string, { onMessage: (message: string) => void; onLive: (live: boolean) => void }[]>();
+  let subscriber: Client | undefined;
+  const channelName = (channel: string) => `${options.prefix}${channel}`;
+  const everyListener = () => [...channels.values()].flat();
+  function startSubscriber(): Client {
+    const connection = client.duplicate();
+    connection.on('message', (channel: string, message: string) => {
+      for (const listener of channels.get(channel) ?? []) listener.onMessage(message);
+    });
+    connection.on('ready', () => {
+      connection.subscribe(...channels.keys())
+        .then(() => { for (const listener of everyListener()) listener.onLive(true); })
+        .catch(() => { for (const listener of everyListener()) listener.onLive(false); });
+    });
+    const lost = () => { for (const listener of everyListener()) listener.onLive(false); };
+    connection.on('close', lost);
+    connection.on('error', lost);
+    connection.connect().catch(lost);
+    return connection;
+  }
+
   const guard = async <T>(op: () => Promise<T>): Promise<T> => {
     try {
       return await op();
@@ -173,8 +196,20 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
         return { id, fields };
       });
     }),
+    publish: (channel, message) => guard(async () => { await client.publish(channelName(channel), message); }),
+    subscribe(channel, onMessage, onLive) {
+      const name = channelName(channel);
+      channels.set(name, [...(channels.get(name) ?? []), { onMessage, onLive }]);
+      if (!subscriber) subscriber = startSubscriber();
+      else if (subscriber.status === 'ready') {
+        subscriber.subscribe(name).then(() => onLive(true), () => onLive(false));
+      }
+    },
     ping: () => guard(async () => { await client.ping(); }),
-    close: async () => { client.disconnect(); },
+    close: async () => {
+      subscriber?.disconnect();
+      client.disconnect();
+    },
   };
 }
 

@@ -56,6 +56,18 @@ export interface Store {
   streamAdd(key: string, fields: Record<string, string>, maxLen: number): Promise<string>;
   /** Entries between two ids inclusive ('-' and '+' for the ends), oldest first unless reverse. */
   streamRange(key: string, start: string, end: string, count: number, reverse?: boolean): Promise<StreamEntry[]>;
+  /**
+   * Announces something to every instance on this store (Redis pub/sub on a channel under
+   * the key prefix; in-process for the memory store). At most once: a listener that was
+   * not live when it was sent never gets it (see `subscribe`).
+   */
+  publish(channel: string, message: string): Promise<void>;
+  /**
+   * Listens on a channel. `onLive(true)` once the subscription is in place (again after a
+   * reconnect), `onLive(false)` as soon as messages may be missed (the connection is lost):
+   * a listener that keeps state on the strength of the messages must drop it then.
+   */
+  subscribe(channel: string, onMessage: (message: string) => void, onLive: (live: boolean) => void): void;
   /** Runs a command-free health check; throws when the store cannot serve. */
   ping(): Promise<void>;
   close(): Promise<void>;
