@@ -1,21 +1,20 @@
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Deps } from '../deps.ts';
-import { parseScope } from '../domain/scopes.ts';
+import { parseScope, SCOPE_SYNTAX } from '../domain/scopes.ts';
 import { validationFailed } from '../errors/app-error.ts';
 import { requireScope } from '../http/credentials.ts';
 import type { Principal } from '../http/principal.ts';
 import { route, type RouteSpec } from './route.ts';
 
 // RFC 6749 §3.3 scope-token characters; space-separated lists, all of them required.
-const SCOPE_LIST = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
 const MAX_SCOPE_LIST = 512;
 
 export const REQUIRED_SCOPE_HEADER = 'x-required-scope';
 /** Under /v1. */
 export const VERIFY_PATH = '/auth/verify';
 
-const scopeList = z.string().max(MAX_SCOPE_LIST).regex(SCOPE_LIST, 'space-separated scope names');
+const scopeList = z.string().max(MAX_SCOPE_LIST).regex(SCOPE_SYNTAX, 'space-separated scope names');
 
 /**
  * GET /v1/auth/verify: the forward-auth check for gateways (nginx `auth_request`,

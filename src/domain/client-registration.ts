@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseScope } from './scopes.ts';
+import { parseScope, SCOPE_SYNTAX } from './scopes.ts';
 
 /**
  * The rules for OAuth clients an admin registers (RFC 7591 names). The provider's own
@@ -67,7 +67,7 @@ const clientFields = {
   grant_types: z.array(z.enum(supportedGrantTypes)).min(1).max(supportedGrantTypes.length),
   response_types: z.array(z.literal('code')).max(1),
   token_endpoint_auth_method: z.enum(authMethods),
-  scope: z.string().max(2000).regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/, 'space-separated scope names'),
+  scope: z.string().max(2000).regex(SCOPE_SYNTAX, 'space-separated scope names'),
   jwks_uri: z.string().url().refine((u) => u.startsWith('https://'), 'must use https'),
   jwks: jwksSchema,
 };

@@ -14,6 +14,9 @@ export const oidcScopes = ['openid', 'profile', 'email', 'offline_access'] as co
 export const apiScopesOf = (catalog: ScopeCatalog): string[] =>
   Object.keys(catalog).filter((s) => !(oidcScopes as readonly string[]).includes(s));
 
+/** RFC 6749 §3.3: scope tokens of printable ASCII but `"` and `\`, separated by single spaces. */
+export const SCOPE_SYNTAX = /^[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*$/;
+
 export const parseScope = (scope: string | undefined | null): string[] =>
   (scope ?? '').split(' ').filter(Boolean);
 

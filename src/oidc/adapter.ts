@@ -117,17 +117,17 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
       const key = this.key(id);
       const exp = this.expiries.get(id);
       this.expiries.delete(id);
-      let ttlMs: number;
+      const mark = (ttlMs: number) =>
+        store.set(consumedKey(key), String(Math.floor(clock.now() / 1000)), { onlyIfAbsent: true, ttlMs: Math.max(1, ttlMs) });
+      let remaining: number;
+      let claimed: boolean;
       if (exp !== undefined) {
-        ttlMs = exp * 1000 - clock.now() + MARKER_MARGIN_MS;
+        [remaining, claimed] = await Promise.all([store.ttl(key), mark(exp * 1000 - clock.now() + MARKER_MARGIN_MS)]);
       } else {
-        const remaining = await store.ttl(key);
-        ttlMs = remaining > 0 ? remaining + MARKER_MARGIN_MS : MARKER_MARGIN_MS;
+        // No find() just before: the store says how long the token lives (and that it still does).
+        remaining = await store.ttl(key);
+        claimed = remaining !== -2 && (await mark((remaining > 0 ? remaining : 0) + MARKER_MARGIN_MS));
       }
-      const [remaining, claimed] = await Promise.all([
-        store.ttl(key),
-        store.set(consumedKey(key), String(Math.floor(clock.now() / 1000)), { onlyIfAbsent: true, ttlMs: Math.max(1, ttlMs) }),
-      ]);
       // Used by a concurrent request, or revoked (deleted) since the provider found it.
       if (!claimed || remaining === -2) {
         const grantId = await this.grantOf(key);

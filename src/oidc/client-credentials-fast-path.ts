@@ -2,10 +2,9 @@ import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
+import { SCOPE_SYNTAX } from '../domain/scopes.ts';
 import { answeredFor, basicAuthenticatedClient, plainFormRequest } from './fast-path-request.ts';
 
-/** RFC 6749 §3.3 scope syntax, as the provider checks it. */
-const SCOPE_SYNTAX = /^[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*$/;
 const PARAMS = new Set(['grant_type', 'scope']);
 
 /**
@@ -24,6 +23,7 @@ const PARAMS = new Set(['grant_type', 'scope']);
 export function clientCredentialsFastPath(deps: Pick<Deps, 'config' | 'scopeCatalog' | 'settings'>, provider: () => Provider): Middleware {
   return async (ctx, next) => {
     const params = plainFormRequest(ctx, '/oauth/token', PARAMS);
+    // The same scope syntax the provider checks (RFC 6749 §3.3).
     if (params?.grant_type !== 'client_credentials' || (params.scope !== undefined && !SCOPE_SYNTAX.test(params.scope))) return next();
     const current = provider();
     const client = await basicAuthenticatedClient(ctx, current);
