@@ -51,6 +51,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
-  process.stderr.write(`nopesight-auth: failed to start: ${err.message}\n`);
+  const cause = err.cause instanceof Error ? ` (${err.cause.message})` : '';
+  process.stderr.write(`nopesight-auth: failed to start: ${err.message}${cause}\n`);
   process.exit(1);
 });

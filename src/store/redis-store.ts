@@ -48,6 +48,8 @@ export interface RedisStoreOptions {
   sentinels?: string[];
   /** Called when the connection is lost or restored, for logs and readiness. */
   onStatus?: (status: 'ready' | 'down', error?: Error) => void;
+  /** How long connect() waits for a Redis Cluster to report itself ok (default 10 s). */
+  clusterReadyTimeoutMs?: number;
 }
 
 type Client = Redis | Cluster;
@@ -55,6 +57,30 @@ type Client = Redis | Cluster;
 /** The ioredis client behind a Redis store, for libraries that talk to Redis themselves (the rate limiter); undefined for other stores. */
 export function redisClientOf(store: Store): Client | undefined {
   return store.kind === 'redis' ? (store as Store & { client?: Client }).client : undefined;
+}
+
+/**
+ * Connects to a Redis Cluster and resolves once it is ready. ioredis's own connect() never
+ * settles when its first ready check finds the cluster not ok yet (a node just joined or
+ * restarted): it reconnects by itself and emits 'ready' later, so that event counts too.
+ * A cluster not ok within the bound is an error, not a startup that waits forever.
+ */
+function connectCluster(cluster: Cluster, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: unknown) => {
+      clearTimeout(timer);
+      cluster.off('ready', onReady);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onReady = () => settle();
+    const timer = setTimeout(() => {
+      cluster.disconnect();
+      settle(new Error(`the Redis Cluster did not report cluster_state:ok within ${timeoutMs} ms`));
+    }, timeoutMs);
+    cluster.once('ready', onReady);
+    cluster.connect().then(onReady, settle);
+  });
 }
 
 /**
@@ -137,7 +163,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     client,
     async connect() {
       try {
-        await client.connect();
+        await (options.cluster ? connectCluster(client as Cluster, options.clusterReadyTimeoutMs ?? 10_000) : client.connect());
       } catch (err) {
         throw new StoreUnavailableError(err);
       }

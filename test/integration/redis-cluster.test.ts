@@ -4,6 +4,8 @@ import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.t
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { signInThroughForms } from '../support/form-login.ts';
 import { call, login, refresh, verifyStatus } from '../support/auth-client.ts';
+import { createRedisStore } from '../../src/store/redis-store.ts';
+import { StoreUnavailableError } from '../../src/store/store.ts';
 
 describe('on a Redis Cluster of three masters', () => {
   let cluster: RedisCluster;
@@ -69,5 +71,45 @@ describe('on a Redis Cluster of three masters', () => {
     expect(await verifyStatus(server, second.body.token)).toBe(401);
     const audit = await call(server, 'GET', '/v1/admin/audit?type=token.refresh_reuse', { token: (await login(server, { email: server.admin.email, password: server.admin.password })).body.token });
     expect(audit.body.events).toHaveLength(1);
+  });
+});
+
+// ioredis's Cluster.connect() never settles when its first ready check finds the cluster
+// failed; startup used to wait there forever even after the cluster came back.
+describe('connecting while the Redis Cluster is not ok', () => {
+  let cluster: RedisCluster;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    // No replicas: with one master gone, the cluster reports cluster_state:fail.
+    await cluster.nodes[2].kill();
+    await cluster.waitForState('fail');
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('gives up with "store unavailable" when the cluster stays failed, instead of hanging', async () => {
+    const store = createRedisStore({ url: cluster.url, prefix: 'startup-down:', cluster: true, clusterReadyTimeoutMs: 2000 });
+    const started = Date.now();
+    const error = await store.connect().then(() => undefined, (err: unknown) => err);
+    await store.close();
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect(((error as Error).cause as Error).message).toMatch(/cluster_state:ok within 2000 ms/);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it('finishes connecting once the failed master is back', async () => {
+    const store = createRedisStore({ url: cluster.url, prefix: 'startup-recovers:', cluster: true, clusterReadyTimeoutMs: 25_000 });
+    try {
+      const connecting = store.connect();
+      await new Promise((r) => setTimeout(r, 1000));
+      await cluster.nodes[2].restart();
+      await connecting;
+      await store.set('{k}a', 'value');
+      expect(await store.get('{k}a')).toBe('value');
+    } finally {
+      await store.close();
+    }
   });
 });
