@@ -180,6 +180,7 @@ export function buildProvider(deps: Deps): Provider {
 
   const provider = new Provider(config.publicUrl, configuration);
   provider.proxy = config.trustProxy;
+  pinUrlsToPublicUrl(provider, config.publicUrl);
 
   // Client secrets are stored as keyed hashes; compare the presented one that way.
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
@@ -199,3 +200,21 @@ function rawHtml(markup: string): SafeHtml {
 
 export type OidcContext = KoaContextWithOIDC;
 export const isOidcScope = (scope: string): boolean => (oidcScopes as readonly string[]).includes(scope);
+
+/**
+ * The provider builds the URLs it prints (discovery's endpoints, its redirects to its own
+ * pages) on the request's Host header, which any client sets as it likes: a cache in front
+ * could then hand everyone a discovery document pointing elsewhere. They are built on
+ * PUBLIC_URL instead, like the issuer.
+ */
+function pinUrlsToPublicUrl(provider: Provider, publicUrl: string): void {
+  const origin = new URL(publicUrl).origin;
+  type MountedRequest = { originalUrl?: string; baseUrl?: string };
+  const context = provider.OIDCContext.prototype as unknown as { urlFor(name: string, opt?: object): string; ctx: KoaContextWithOIDC & { mountPath?: string } };
+  context.urlFor = function urlFor(name, opt) {
+    // Where the provider is mounted, found as the provider itself finds it.
+    const { originalUrl, baseUrl } = this.ctx.req as MountedRequest;
+    const mountPath = originalUrl?.substring(0, originalUrl.indexOf(this.ctx.request.url)) || this.ctx.mountPath || baseUrl || '';
+    return new URL(provider.pathFor(name, { mountPath, ...opt }), origin).href;
+  };
+}

@@ -2,6 +2,7 @@
 // OWASP ASVS V51 (OAuth authorization server).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { signInThroughForms, CookieJar, follow, submit } from '../support/form-login.ts';
 import { authorizeUrl, demoBasic, expectOAuthError, oauthPost } from '../support/attack.ts';
@@ -115,5 +116,66 @@ describe('mix-up defence: every authorization response names its issuer (RFC 920
       expect(location.searchParams.get('error')).toBeTruthy();
       expect(location.searchParams.get('iss')).toBe(server.url);
     }
+  });
+});
+
+/** A GET (or form POST) with a Host header of the caller's choosing, which fetch() does not allow. */
+function withHost(url: string, host: string, form?: Record<string, string>): Promise<{ status: number; location: string | undefined; body: string }> {
+  const body = form && new URLSearchParams(form).toString();
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: form ? 'POST' : 'GET',
+      headers: { host, 'x-forwarded-host': host, ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { text += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('endpoint URLs come from PUBLIC_URL, never from the Host header', () => {
+  const EVIL = 'evil.example';
+  let server: TestServer;
+  let trustingProxy: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    trustingProxy = await startTestServer({ config: { trustProxy: true } });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await trustingProxy?.close();
+  });
+
+  it('advertises every endpoint on the issuer in discovery, whatever Host or X-Forwarded-Host say', async () => {
+    for (const target of [server, trustingProxy]) {
+      const answer = await withHost(`${target.url}/.well-known/openid-configuration`, EVIL);
+      expect(answer.status).toBe(200);
+      const discovery = JSON.parse(answer.body) as Record<string, unknown>;
+      const urls = Object.entries(discovery).filter(([name]) => name.endsWith('_endpoint') || name.endsWith('_uri'));
+      expect(urls.length).toBeGreaterThan(5);
+      for (const [name, value] of urls) expect({ name, origin: new URL(String(value)).origin }).toEqual({ name, origin: target.url });
+      expect(answer.body).not.toContain(EVIL);
+    }
+  });
+
+  it('sends the browser to its sign-in page and the device to its verification page on the issuer', async () => {
+    const authorize = await withHost(authorizeUrl(server, { code_challenge: s256(newVerifier()), code_challenge_method: 'S256' }), EVIL);
+    expect(authorize.status).toBe(303);
+    expect(new URL(authorize.location!, server.url).origin).toBe(server.url);
+    expect(authorize.location).not.toContain(EVIL);
+
+    await server.deps.clients.save({
+      client_id: 'tv-app', client_name: 'TV', redirect_uris: [], response_types: [],
+      grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], token_endpoint_auth_method: 'none', scope: 'openid',
+    });
+    const device = await withHost(`${server.url}/oauth/device/auth`, EVIL, { client_id: 'tv-app', scope: 'openid' });
+    expect(device.status).toBe(200);
+    expect(JSON.parse(device.body)).toMatchObject({ verification_uri: `${server.url}/oauth/device` });
+    expect(device.body).not.toContain(EVIL);
   });
 });
