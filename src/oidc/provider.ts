@@ -88,7 +88,7 @@ export function buildProvider(deps: Deps): Provider {
       deviceFlow: {
         enabled: true,
         userCodeInputSource: async (ctx, form, _out, err) => {
-          const message = err ? 'That code is not valid. Check it and try again.' : 'Enter the code shown on your device.';
+          const message = deviceCodeMessage(err);
           ctx.body = renderMessage('Connect a device', [message], html`${rawHtml(form)}<button type="submit" form="op.deviceInputForm">Continue</button>`);
         },
         userCodeConfirmSource: async (ctx, form, client, _info, userCode) => {
@@ -217,4 +217,25 @@ function pinUrlsToPublicUrl(provider: Provider, publicUrl: string): void {
     const mountPath = originalUrl?.substring(0, originalUrl.indexOf(this.ctx.request.url)) || this.ctx.mountPath || baseUrl || '';
     return new URL(provider.pathFor(name, { mountPath, ...opt }), origin).href;
   };
+}
+
+// oidc-provider's messages for a device form whose xsrf token fails (shared/xsrf.js, actions/code_verification.js).
+const FORM_EXPIRED = new Set(['xsrf token invalid', 'could not find device form details']);
+
+/** What the device page tells the user after an attempt; the provider's error class names what went wrong. */
+export function deviceCodeMessage(err: (Error & { error_description?: string }) | undefined): string {
+  if (!err || err.name === 'NoCodeError') return 'Enter the code shown on your device.';
+  switch (err.name) {
+    case 'ExpiredError':
+      return 'That code has expired. Start again on your device to get a new one.';
+    case 'AlreadyUsedError':
+      return 'That code has already been used. Start again on your device to get a new one.';
+    case 'AbortedError':
+      return 'Cancelled: the device was not connected. To connect a device, enter the code it shows.';
+    default:
+      // The form's anti-forgery token is missing from its session or does not match it: the
+      // page was open too long, or was sent from another browser.
+      if (FORM_EXPIRED.has(err.error_description ?? '')) return 'This page expired before the code was sent. Enter the code again.';
+      return 'That code is not valid. Check it and try again.';
+  }
 }

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { CookieJar, follow, submit } from '../support/form-login.ts';
 
 describe('provider features, config clients and request logs', () => {
   let server: TestServer;
@@ -65,6 +66,28 @@ describe('provider features, config clients and request logs', () => {
     expect(((await pending.json()) as { error: string }).error).toBe('authorization_pending');
     const page = await fetch(`${server.url}/oauth/device`);
     expect(await page.text()).toContain('Enter the code shown on your device');
+  });
+
+  it('tells the user on the device page what went wrong: no code, an unknown code, or a form that expired', async () => {
+    const started = await post('/oauth/device/auth', { client_id: 'config-client', scope: 'openid' }, { authorization: basic('config-client', configClientSecret) });
+    const { user_code: userCode } = await started.json() as { user_code: string };
+    const jar = new CookieJar();
+    const open = async () => (await follow(jar, `${server.url}/oauth/device`, server.url)).page!;
+    const message = (html: string) => /<h1>Connect a device<\/h1>\s*<p>([^<]*)<\/p>/.exec(html)?.[1];
+
+    expect(message((await submit(jar, await open(), '/oauth/device', { user_code: '' }, server.url)).page!.html)).toBe('Enter the code shown on your device.');
+    expect(message((await submit(jar, await open(), '/oauth/device', { user_code: 'BCDF-GHJK' }, server.url)).page!.html)).toBe('That code is not valid. Check it and try again.');
+
+    // The form of a page opened before another one (its anti-forgery token replaced): the
+    // code itself is fine, so the user is not told it is not valid.
+    const stale = await open();
+    await open();
+    const expired = (await submit(jar, stale, '/oauth/device', { user_code: userCode }, server.url)).page!;
+    expect(expired.status).toBe(400);
+    expect(message(expired.html)).toBe('This page expired before the code was sent. Enter the code again.');
+
+    const fresh = await submit(jar, await open(), '/oauth/device', { user_code: userCode }, server.url);
+    expect(fresh.page!.html).toMatch(/Sign in|Confirm the device/);
   });
 
   it('binds tokens to a DPoP key, and refuses a bound token as a plain bearer', async () => {

@@ -2,12 +2,29 @@ import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { html, escapeHtml } from '../../views/html.ts';
 import { createLogger, safePath } from '../../src/logger.ts';
+import { deviceCodeMessage } from '../../src/oidc/provider.ts';
 
 describe('HTML escaping', () => {
   it('escapes every interpolated value', () => {
     const evil = '"><script>alert(1)</script>\'`';
     expect(html`<p title="${evil}">${evil}</p>`.value).not.toMatch(/<script>|"><|'`/);
     expect(escapeHtml('<a href="x">')).toBe('&#60;a href=&#34;x&#34;&#62;');
+  });
+});
+
+describe('the device page', () => {
+  const named = (name: string, extra: object = {}) => Object.assign(new Error('x'), { name }, extra);
+
+  it('says what went wrong with the code, by the provider\'s error class', () => {
+    expect(deviceCodeMessage(undefined)).toBe('Enter the code shown on your device.');
+    expect(deviceCodeMessage(named('NoCodeError'))).toBe('Enter the code shown on your device.');
+    expect(deviceCodeMessage(named('NotFoundError'))).toBe('That code is not valid. Check it and try again.');
+    expect(deviceCodeMessage(named('ExpiredError'))).toMatch(/^That code has expired\./);
+    expect(deviceCodeMessage(named('AlreadyUsedError'))).toMatch(/^That code has already been used\./);
+    expect(deviceCodeMessage(named('AbortedError'))).toMatch(/^Cancelled/);
+    expect(deviceCodeMessage(named('InvalidRequest', { error_description: 'xsrf token invalid' }))).toMatch(/^This page expired/);
+    expect(deviceCodeMessage(named('InvalidRequest', { error_description: 'could not find device form details' }))).toMatch(/^This page expired/);
+    expect(deviceCodeMessage(named('InvalidRequest', { error_description: 'parameters must not be provided twice' }))).toBe('That code is not valid. Check it and try again.');
   });
 });
 
