@@ -75,15 +75,16 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     totp: createTotp({ store, clock }),
     recoveryCodes: createRecoveryCodes({ store, passwords }),
   });
+  const clients = createClientRepository({ store, secrets });
   return {
     ...base,
     secrets,
     passwords,
     users,
-    clients: createClientRepository({ store, secrets }),
+    clients,
     signingKeys,
     keyRing,
-    accessTokens: createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl }),
+    accessTokens: createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl, clients }),
     scopeCatalog: loadScopeCatalog(),
     serviceAccounts: createServiceAccountRepository({
       store,

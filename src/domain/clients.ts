@@ -53,17 +53,26 @@ export function createClientRepository(deps: { store: Store; secrets: ServerSecr
     dropAll();
   });
 
-  async function find(id: string): Promise<ClientMetadata | null> {
+  /** The stored JSON of a client, from the cache when it may be used. */
+  async function findRaw(id: string): Promise<string | null> {
     const cached = live ? cache.get(id) : undefined;
-    if (cached && now() - cached.at < MAX_CACHED_MS) return JSON.parse(cached.raw) as ClientMetadata;
+    if (cached && now() - cached.at < MAX_CACHED_MS) return cached.raw;
     const before = changes;
     const raw = await store.get(clientKey(id));
     if (raw && live && changes === before) {
       if (cache.size >= MAX_CACHED) cache.clear();
       cache.set(id, { at: now(), raw });
     }
+    return raw;
+  }
+
+  async function find(id: string): Promise<ClientMetadata | null> {
+    const raw = await findRaw(id);
     return raw ? (JSON.parse(raw) as ClientMetadata) : null;
   }
+
+  /** Whether the client is registered (deleted ones are not); as fresh as find(). */
+  const exists = async (id: string): Promise<boolean> => (await findRaw(id)) !== null;
 
   /** After a change is written: forget it here, and tell the other instances. */
   async function announce(id: string): Promise<void> {
@@ -96,7 +105,7 @@ export function createClientRepository(deps: { store: Store; secrets: ServerSecr
   const secretMatches = (actual: string, storedHash: string | undefined): boolean =>
     !!storedHash && secrets.matchesKeyedHash(CLIENT_SECRET_PURPOSE, actual, storedHash);
 
-  return { find, save, remove, listIds, secretMatches };
+  return { find, exists, save, remove, listIds, secretMatches };
 }
 
 export type ClientRepository = ReturnType<typeof createClientRepository>;

@@ -1,6 +1,7 @@
 import { jwtVerify, decodeProtectedHeader, type CryptoKey, type JWTPayload } from 'jose';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
+import type { ClientRepository } from '../domain/clients.ts';
 import { oidcKey } from './adapter.ts';
 import type { KeyRing } from './key-ring.ts';
 import { signingAlgs } from '../config/schema.ts';
@@ -41,8 +42,8 @@ export const looksLikeJwt = (value: string): boolean => value.length < 8192 && J
  * that makes them revocable: oidc-provider does not store JWT access tokens, so its
  * own introspection and revocation cannot see them.
  */
-export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store; clock: Clock; issuer: string }) {
-  const { keyRing, store, clock, issuer } = deps;
+export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store; clock: Clock; issuer: string; clients: Pick<ClientRepository, 'exists'> }) {
+  const { keyRing, store, clock, issuer, clients } = deps;
   // Tokens whose signature, issuer, type and required claims were verified, by their exact
   // text. A gateway checks one token many times in its life; seen again, the signature
   // check (about 0.1 ms of CPU for ES256 through WebCrypto) is skipped, and only that: the
@@ -100,9 +101,14 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
       verified.set(token, { claims, key, kid: kid!, alg: alg! });
     }
     if (typeof claims.iat !== 'number' || claims.iat > nowS + MAX_IAT_SKEW_SECONDS) return { ok: false, reason: 'claims' };
-    // The deny-list entry and the grant in one read (one MGET; one GET per key on a cluster).
-    const [denied, grant] = await store.getMany(claims.gid ? [revokedKey(claims.jti), grantKey(claims.gid)] : [revokedKey(claims.jti)]);
-    if (denied !== null || grant === null) return { ok: false, reason: 'revoked' };
+    // The deny-list entry and the grant in one read (one MGET; one GET per key on a cluster);
+    // alongside it, whether the client still exists (in memory, or one more GET in the
+    // same round trip): deleting a client ends its tokens at once.
+    const [[denied, grant], clientExists] = await Promise.all([
+      store.getMany(claims.gid ? [revokedKey(claims.jti), grantKey(claims.gid)] : [revokedKey(claims.jti)]),
+      typeof claims.client_id === 'string' ? clients.exists(claims.client_id) : true,
+    ]);
+    if (denied !== null || grant === null || !clientExists) return { ok: false, reason: 'revoked' };
     return { ok: true, claims };
   }
 

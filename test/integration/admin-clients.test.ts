@@ -3,6 +3,7 @@ import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { createTestUser, userAccessToken } from '../support/user-token.ts';
 import { ALL_ADMIN, api } from '../support/admin-client.ts';
+import { introspect } from '../support/auth-client.ts';
 
 /** client_credentials at /oauth/token with HTTP Basic; returns the status and body. */
 async function clientCredentials(url: string, id: string, secret: string, scope?: string) {
@@ -155,11 +156,28 @@ describe('admin API: OAuth clients (Redis store)', () => {
     expect(back.body.client_secret).not.toBe(created.client_secret);
   });
 
-  it('deletes a client: the token endpoint refuses it on every instance', async () => {
-    const { body: created } = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: machineClient() });
-    expect((await api(server, 'DELETE', `/v1/admin/clients/${created.client_id}`, { token: admin })).status).toBe(204);
-    expect((await api(server, 'GET', `/v1/admin/clients/${created.client_id}`, { token: admin })).status).toBe(404);
-    expect((await clientCredentials(other.url, created.client_id, created.client_secret)).status).toBe(401);
+  it('deletes a client: the token endpoint refuses it, and the tokens it already has stop working, on every instance', async () => {
+    // A third instance under the same issuer, so that it accepts the first one's tokens.
+    const twin = await startTestServer({ prefix, secretKey, config: { publicUrl: server.url } });
+    try {
+      const { body: created } = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: machineClient() });
+      const issued = (await clientCredentials(server.url, created.client_id, created.client_secret, 'reports.read')).body.access_token;
+      // Both instances have the client in memory before it is deleted.
+      for (const instance of [server, twin]) {
+        expect((await api(instance, 'GET', '/v1/auth/verify?scope=reports.read', { token: issued })).status).toBe(200);
+      }
+      expect(await introspect(server, issued)).toMatchObject({ active: true, client_id: created.client_id });
+
+      expect((await api(server, 'DELETE', `/v1/admin/clients/${created.client_id}`, { token: admin })).status).toBe(204);
+      expect((await api(server, 'GET', `/v1/admin/clients/${created.client_id}`, { token: admin })).status).toBe(404);
+      expect((await clientCredentials(other.url, created.client_id, created.client_secret)).status).toBe(401);
+      expect((await api(server, 'GET', '/v1/auth/verify?scope=reports.read', { token: issued })).status).toBe(401);
+      expect(await introspect(server, issued)).toEqual({ active: false });
+      // The other instance hears of the deletion over pub/sub: within moments, not at the token's expiry.
+      await expect.poll(async () => (await api(twin, 'GET', '/v1/auth/verify?scope=reports.read', { token: issued })).status, { timeout: 5000 }).toBe(401);
+    } finally {
+      await twin.close();
+    }
   });
 
   it('lists clients with cursor paging', async () => {

@@ -18,7 +18,7 @@ async function setup() {
   let verificationKey: CryptoKey | null = pair.publicKey;
   let lookups = 0;
   const keyRing = { verificationKey: async () => { lookups += 1; return verificationKey; } } as unknown as KeyRing;
-  const service = createAccessTokenService({ keyRing, store, clock, issuer: ISSUER });
+  const service = createAccessTokenService({ keyRing, store, clock, issuer: ISSUER, clients: { exists: async () => true } });
   const sign = (claims: Record<string, unknown> = {}, key = pair.privateKey) => {
     const now = Math.floor(clock.now() / 1000);
     return new SignJWT({ sub: 'usr_1', jti: `jti-${Math.random()}`, scope: 'cmdb.read', ...claims })
