@@ -202,16 +202,25 @@ export type OidcContext = KoaContextWithOIDC;
 export const isOidcScope = (scope: string): boolean => (oidcScopes as readonly string[]).includes(scope);
 
 /**
- * The provider builds the URLs it prints (discovery's endpoints, its redirects to its own
- * pages) on the request's Host header, which any client sets as it likes: a cache in front
- * could then hand everyone a discovery document pointing elsewhere. They are built on
- * PUBLIC_URL instead, like the issuer.
+ * The provider builds the URLs it prints on the request's Host header, which any client
+ * sets as it likes. Where they are advertised to others, and may be cached on the way,
+ * they are built on PUBLIC_URL instead, like the issuer: discovery's endpoints and the
+ * device grant's verification_uri. A browser's redirects between the provider's own pages
+ * stay on the host it used, so that its cookies come along (the host it sent is only its own).
  */
+const ADVERTISING_ROUTES = new Set(['discovery', 'device_authorization']);
+
 function pinUrlsToPublicUrl(provider: Provider, publicUrl: string): void {
   const origin = new URL(publicUrl).origin;
   type MountedRequest = { originalUrl?: string; baseUrl?: string };
-  const context = provider.OIDCContext.prototype as unknown as { urlFor(name: string, opt?: object): string; ctx: KoaContextWithOIDC & { mountPath?: string } };
+  const context = provider.OIDCContext.prototype as unknown as {
+    urlFor(name: string, opt?: object): string;
+    route: string;
+    ctx: KoaContextWithOIDC & { mountPath?: string };
+  };
+  const requestBased = context.urlFor;
   context.urlFor = function urlFor(name, opt) {
+    if (!ADVERTISING_ROUTES.has(this.route)) return requestBased.call(this, name, opt);
     // Where the provider is mounted, found as the provider itself finds it.
     const { originalUrl, baseUrl } = this.ctx.req as MountedRequest;
     const mountPath = originalUrl?.substring(0, originalUrl.indexOf(this.ctx.request.url)) || this.ctx.mountPath || baseUrl || '';

@@ -163,12 +163,7 @@ describe('endpoint URLs come from PUBLIC_URL, never from the Host header', () =>
     }
   });
 
-  it('sends the browser to its sign-in page and the device to its verification page on the issuer', async () => {
-    const authorize = await withHost(authorizeUrl(server, { code_challenge: s256(newVerifier()), code_challenge_method: 'S256' }), EVIL);
-    expect(authorize.status).toBe(303);
-    expect(new URL(authorize.location!, server.url).origin).toBe(server.url);
-    expect(authorize.location).not.toContain(EVIL);
-
+  it('sends a device to its verification page on the issuer', async () => {
     await server.deps.clients.save({
       client_id: 'tv-app', client_name: 'TV', redirect_uris: [], response_types: [],
       grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], token_endpoint_auth_method: 'none', scope: 'openid',
