@@ -28,7 +28,7 @@ describe('on a Redis Sentinel set', () => {
 
     const oldMaster = await set.currentMasterPort();
     expect(oldMaster).toBe(set.master.port);
-    // Replication is asynchronous; Redis WAIT makes this test's writes reach the replica first.
+    // Replication is asynchronous: the replica must have caught up with the master before it is killed.
     await set.waitForReplica();
     await set.master.kill();
     const until = Date.now() + 30_000;

@@ -56,9 +56,21 @@ export async function startRedisSentinelSet(): Promise<RedisSentinelSet> {
     master,
     replica,
     currentMasterPort,
+    // WAIT only covers the writes of the connection that sends it (none, for redis-cli), so
+    // the replica's offset is compared with the master's instead.
     async waitForReplica() {
-      const { stdout } = await run('redis-cli', ['-p', String(master.port), 'wait', '1', '5000']);
-      if (stdout.trim() !== '1') throw new Error(`replica did not acknowledge: ${stdout}`);
+      const offset = async (port: number, field: string) => {
+        const { stdout } = await run('redis-cli', ['-p', String(port), 'info', 'replication']);
+        return Number(new RegExp(`${field}:(\\d+)`).exec(stdout)?.[1] ?? -1);
+      };
+      const target = await offset(master.port, 'master_repl_offset');
+      const until = Date.now() + 15_000;
+      for (;;) {
+        const reached = await offset(replica.port, 'slave_repl_offset');
+        if (reached >= target) return;
+        if (Date.now() > until) throw new Error(`replica at offset ${reached}, master at ${target}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
     async stop() {
       sentinel.kill('SIGKILL');
