@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { startRedisSentinelSet, SENTINEL_MASTER, type RedisSentinelSet } from '../support/redis-sentinel.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { loadConfig } from '../../src/config/load.ts';
+import { waitUntil } from '../support/wait-until.ts';
 
 describe('on a Redis Sentinel set', () => {
   let set: RedisSentinelSet;
@@ -31,11 +32,7 @@ describe('on a Redis Sentinel set', () => {
     // Replication is asynchronous: the replica must have caught up with the master before it is killed.
     await set.waitForReplica();
     await set.master.kill();
-    const until = Date.now() + 30_000;
-    while ((await set.currentMasterPort()) === oldMaster) {
-      if (Date.now() > until) throw new Error('no failover');
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitUntil(async () => (await set.currentMasterPort()) !== oldMaster, 30_000, () => 'no failover', 250);
     expect(await set.currentMasterPort()).toBe(set.replica.port);
 
     // Requests during the switch may get 503s; once ioredis has followed Sentinel, they succeed.

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { freePort, startRedisServer, type RedisServer } from './redis-server.ts';
+import { waitUntil } from './wait-until.ts';
 
 const run = promisify(execFile);
 
@@ -18,16 +19,18 @@ const HIGHEST_CLUSTER_PORT = 55535;
 
 async function startClusterNode(index: number): Promise<RedisServer> {
   const args = ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${index}.conf`, '--cluster-node-timeout', '2000'];
-  for (let attempt = 1; ; attempt++) {
+  let lastError: unknown = new Error(`no free port at or below ${HIGHEST_CLUSTER_PORT}`);
+  for (let attempt = 1; attempt <= 20; attempt++) {
     const port = await freePort();
     if (port > HIGHEST_CLUSTER_PORT) continue;
     try {
       return await startRedisServer({ port, args });
     } catch (err) {
       // The port or its bus port was taken in the meantime: try another.
-      if (attempt >= 5) throw err;
+      lastError = err;
     }
   }
+  throw lastError;
 }
 
 /** Three local masters with `--cluster-enabled yes`, joined by `redis-cli --cluster create`. */
@@ -36,20 +39,18 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   for (let i = 0; i < 3; i++) nodes.push(await startClusterNode(i));
   const stop = async () => { await Promise.all(nodes.map((n) => n.stop())); };
   const waitForState = async (state: 'ok' | 'fail', timeoutMs = 20_000) => {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
+    let answers: string[] = [];
+    await waitUntil(async () => {
       const running = nodes.filter((n) => n.pid !== undefined);
-      const answers = await Promise.all(running.map(async (n) => {
+      answers = await Promise.all(running.map(async (n) => {
         try {
           return (await run('redis-cli', ['-p', String(n.port), 'cluster', 'info'], { timeout: 2000 })).stdout;
         } catch {
           return 'no answer';
         }
       }));
-      if (answers.every((info) => info.includes(`cluster_state:${state}`))) return;
-      if (Date.now() > until) throw new Error(`cluster did not reach cluster_state:${state} in ${timeoutMs} ms: ${answers.join(' | ')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+      return answers.every((info) => info.includes(`cluster_state:${state}`));
+    }, timeoutMs, () => `cluster did not reach cluster_state:${state} in ${timeoutMs} ms: ${answers.join(' | ')}`, 200);
   };
   try {
     await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });

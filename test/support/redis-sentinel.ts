@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, pingRedis, startRedisServer, type RedisServer } from './redis-server.ts';
+import { waitUntil } from './wait-until.ts';
 
 const run = promisify(execFile);
 export const SENTINEL_MASTER = 'nsa-master';
@@ -15,7 +16,7 @@ export interface RedisSentinelSet {
   replica: RedisServer;
   /** The port Sentinel currently reports for the master. */
   currentMasterPort(): Promise<number>;
-  /** Waits until the replica has every write the master acknowledged (Redis WAIT). */
+  /** Waits until the replica has every write the master has made (their replication offsets). */
   waitForReplica(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -24,11 +25,8 @@ export interface RedisSentinelSet {
 export async function startRedisSentinelSet(): Promise<RedisSentinelSet> {
   const master = await startRedisServer({ args: ['--repl-diskless-sync-delay', '0'] });
   const replica = await startRedisServer({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
-  const synced = Date.now() + 15_000;
-  while (!(await run('redis-cli', ['-p', String(replica.port), 'info', 'replication'])).stdout.includes('master_link_status:up')) {
-    if (Date.now() > synced) throw new Error('replica did not sync');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitUntil(async () => (await run('redis-cli', ['-p', String(replica.port), 'info', 'replication'])).stdout.includes('master_link_status:up'),
+    15_000, () => 'replica did not sync');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'nsa-sentinel-'));
   const conf = join(dir, 'sentinel.conf');
@@ -42,11 +40,7 @@ export async function startRedisSentinelSet(): Promise<RedisSentinelSet> {
     '',
   ].join('\n'));
   const sentinel: ChildProcess = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
-  const until = Date.now() + 15_000;
-  while (!(await pingRedis(port))) {
-    if (Date.now() > until) throw new Error('sentinel did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitUntil(() => pingRedis(port), 15_000, () => 'sentinel did not start');
   const currentMasterPort = async () => {
     const { stdout } = await run('redis-cli', ['-p', String(port), 'sentinel', 'get-master-addr-by-name', SENTINEL_MASTER]);
     return Number(stdout.trim().split('\n')[1]);
@@ -64,13 +58,9 @@ export async function startRedisSentinelSet(): Promise<RedisSentinelSet> {
         return Number(new RegExp(`${field}:(\\d+)`).exec(stdout)?.[1] ?? -1);
       };
       const target = await offset(master.port, 'master_repl_offset');
-      const until = Date.now() + 15_000;
-      for (;;) {
-        const reached = await offset(replica.port, 'slave_repl_offset');
-        if (reached >= target) return;
-        if (Date.now() > until) throw new Error(`replica at offset ${reached}, master at ${target}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      let reached = -1;
+      await waitUntil(async () => (reached = await offset(replica.port, 'slave_repl_offset')) >= target,
+        15_000, () => `replica at offset ${reached}, master at ${target}`);
     },
     async stop() {
       sentinel.kill('SIGKILL');
