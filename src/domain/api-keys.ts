@@ -21,9 +21,16 @@ export interface ApiKeyPolicy {
 
 export type ApiKeyFailure = 'malformed' | 'checksum' | 'environment' | 'unknown' | 'expired' | 'ip' | 'owner';
 
-export type ApiKeyAuthResult =
-  | { ok: true; keyId: string; ownerId: string; scopes: string[]; expiresAt: number }
-  | { ok: false; reason: ApiKeyFailure };
+export interface ApiKeyMatch {
+  keyId: string;
+  ownerId: string;
+  /** The key's scopes; after the owner check, only those the owner still holds. */
+  scopes: string[];
+  /** Epoch ms. */
+  expiresAt: number;
+}
+
+export type ApiKeyAuthResult = ({ ok: true } & ApiKeyMatch) | { ok: false; reason: ApiKeyFailure };
 
 export type ApiKeyErrorKind = 'name_taken' | 'scope_not_held' | 'lifetime_too_long' | 'invalid_allowed_ips' | 'not_found' | 'not_rotatable' | 'owner_invalid';
 
@@ -309,8 +316,13 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
     }
   }
 
-  /** Checks a presented key; never throws for a bad key, says why in `reason` (for logs only). */
-  async function authenticate(key: string, facts: RequestFacts = {}): Promise<ApiKeyAuthResult> {
+  /**
+   * Checks a presented key; never throws for a bad key, says why in `reason` (for logs
+   * only). `onMatched` hears the key once it matched, is not expired and the address is
+   * allowed, just before its owner is read (the owner may still refuse it, and narrows its
+   * scopes): a caller can start its own store call then and share the round trip.
+   */
+  async function authenticate(key: string, facts: RequestFacts = {}, onMatched?: (match: ApiKeyMatch) => void): Promise<ApiKeyAuthResult> {
     const parsed = parseApiKey(key);
     if (!parsed.ok) return { ok: false, reason: parsed.reason };
     if (parsed.environment !== environment) return { ok: false, reason: 'environment' };
@@ -328,6 +340,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       await audit.record({ type: 'apikey.ip_denied', outcome: 'failure', actor: record.ownerId, subject: record.id, ...facts, ip });
       return { ok: false, reason: 'ip' };
     }
+    onMatched?.({ keyId: record.id, ownerId: record.ownerId, scopes: record.scopes, expiresAt: diesAt });
     const owner = await users.findById(record.ownerId);
     if (!owner || owner.disabled) return { ok: false, reason: 'owner' };
     if (ip) await touch(record, ip, facts);

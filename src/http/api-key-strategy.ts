@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type { Deps } from '../deps.ts';
 import { invalidToken, type CredentialStrategy } from './credentials.ts';
 import type { Principal } from './principal.ts';
+import type { ApiKeyMatch } from '../domain/api-keys.ts';
 
 export const API_KEY_HEADER = 'x-api-key';
 export const API_KEY_QUERY = 'api_key';
@@ -35,6 +36,14 @@ function queryKey(ctx: Context, realm: string): string | undefined {
   return undefined;
 }
 
+const principalOfKey = (match: ApiKeyMatch): Principal => ({
+  type: 'api_key',
+  subject: match.ownerId,
+  scopes: match.scopes,
+  credentialId: match.keyId,
+  expiresAt: Math.floor(match.expiresAt / 1000),
+});
+
 /**
  * API keys as a credential: `X-API-Key: <key>`, or `?api_key=<key>` when the runtime
  * policy allows it. The query form answers with a `Warning` header; it is never logged
@@ -55,23 +64,14 @@ export function apiKeyStrategy(deps: Pick<Deps, 'apiKeys' | 'settings' | 'logger
       ctx.set('Warning', QUERY_KEY_WARNING);
       return query.trim();
     },
-    async resolve(key, ctx): Promise<Principal | null> {
-      const result = await deps.apiKeys.authenticate(key, {
-        ip: ctx.ip,
-        requestId: ctx.state.requestId,
-        clientVersion: ctx.get('x-client-version') || undefined,
-      });
+    async resolve(key, ctx, identified): Promise<Principal | null> {
+      const facts = { ip: ctx.ip, requestId: ctx.state.requestId, clientVersion: ctx.get('x-client-version') || undefined };
+      const result = await deps.apiKeys.authenticate(key, facts, (match) => identified(principalOfKey(match)));
       if (!result.ok) {
         deps.logger.debug({ request_id: ctx.state.requestId, reason: result.reason }, 'api key refused');
         return null;
       }
-      return {
-        type: 'api_key',
-        subject: result.ownerId,
-        scopes: result.scopes,
-        credentialId: result.keyId,
-        expiresAt: Math.floor(result.expiresAt / 1000),
-      };
+      return principalOfKey(result);
     },
   };
 }

@@ -3,16 +3,33 @@ import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
 import { parseScope } from '../domain/scopes.ts';
 import { subjectType, type Principal } from './principal.ts';
+import type { AccessTokenClaims } from '../oidc/access-tokens.ts';
 
 /**
  * One way of presenting a credential. `extract` finds it on the request (undefined: not
- * presented); `resolve` checks it (null: presented but not valid).
+ * presented); `resolve` checks it (null: presented but not valid). A strategy calls
+ * `identified` as soon as the credential's own checks have passed and it knows whom the
+ * credential speaks for, before it asks the store whether it is still live (not revoked,
+ * its owner still enabled): the rate limit then counts the request in the same round
+ * trip as that last check.
  */
+export type Identified = (principal: Principal) => void;
+
 export interface CredentialStrategy {
   name: string;
   extract(ctx: Context): string | undefined;
-  resolve(value: string, ctx: Context): Promise<Principal | null>;
+  resolve(value: string, ctx: Context, identified: Identified): Promise<Principal | null>;
 }
+
+const principalOfClaims = (claims: AccessTokenClaims): Principal => ({
+  type: subjectType(claims.sub),
+  subject: claims.sub,
+  scopes: claims.scopes ?? parseScope(claims.scope),
+  credentialId: claims.jti,
+  clientId: claims.client_id,
+  grantId: claims.gid,
+  expiresAt: claims.exp,
+});
 
 export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens'>): CredentialStrategy {
   return {
@@ -23,21 +40,13 @@ export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens'>): Credentia
       const match = /^Bearer[ ]+([^ ]+)$/i.exec(header.trim());
       return match ? match[1] : '';
     },
-    async resolve(token) {
-      const result = await deps.accessTokens.verify(token);
-      if (!result.ok) return null;
-      const { claims } = result;
+    async resolve(token, _ctx, identified) {
       // A DPoP-bound token (RFC 9449 cnf.jkt) is only good with its proof; as a plain bearer it is refused.
-      if (claims.cnf) return null;
-      return {
-        type: subjectType(claims.sub),
-        subject: claims.sub,
-        scopes: claims.scopes ?? parseScope(claims.scope),
-        credentialId: claims.jti,
-        clientId: claims.client_id,
-        grantId: claims.gid,
-        expiresAt: claims.exp,
-      };
+      const result = await deps.accessTokens.verify(token, (claims) => {
+        if (!claims.cnf) identified(principalOfClaims(claims));
+      });
+      if (!result.ok || result.claims.cnf) return null;
+      return principalOfClaims(result.claims);
     },
   };
 }
@@ -67,21 +76,31 @@ interface Refusal {
  * trace), and most requests without a credential never need one (a public route).
  */
 export function createCredentialResolver(strategies: CredentialStrategy[], realm: string) {
-  // One resolution per request: the rate limit in front of /v1 resolves first, the route reuses it.
-  const resolved = new WeakMap<Context, Promise<Principal | Refusal>>();
-  const outcome = (ctx: Context): Promise<Principal | Refusal> => {
-    let result = resolved.get(ctx);
-    if (!result) {
-      result = resolve(ctx);
-      resolved.set(ctx, result);
+  // One resolution per request: the rate limit in front of /v1 resolves first, the route
+  // reuses it. `early` is whom the credential names once its own checks passed (or the
+  // final answer, when the strategy never said earlier); `final` includes the store's word.
+  const resolutions = new WeakMap<Context, { early: Promise<Principal | undefined>; final: Promise<Principal | Refusal> }>();
+  const resolutionOf = (ctx: Context) => {
+    let resolution = resolutions.get(ctx);
+    if (!resolution) {
+      let identify!: (principal: Principal | undefined) => void;
+      const early = new Promise<Principal | undefined>((settle) => {
+        identify = settle;
+      });
+      const final = resolve(ctx, identify);
+      // The first call settles `early`; later ones change nothing.
+      final.then((result) => identify(isRefusal(result) ? undefined : result), () => identify(undefined));
+      resolution = { early, final };
+      resolutions.set(ctx, resolution);
     }
-    return result;
+    return resolution;
   };
+  const outcome = (ctx: Context): Promise<Principal | Refusal> => resolutionOf(ctx).final;
   const isRefusal = (value: Principal | Refusal): value is Refusal => 'refused' in value;
 
-  async function resolve(ctx: Context): Promise<Principal | Refusal> {
+  async function resolve(ctx: Context, identified: Identified): Promise<Principal | Refusal> {
     try {
-      return await resolveOnce(ctx);
+      return await resolveOnce(ctx, identified);
     } catch (err) {
       // A strategy refusing the way it was presented (two keys, the disabled query form).
       if (err instanceof AppError) return { refused: err };
@@ -89,14 +108,14 @@ export function createCredentialResolver(strategies: CredentialStrategy[], realm
     }
   }
 
-  async function resolveOnce(ctx: Context): Promise<Principal | Refusal> {
+  async function resolveOnce(ctx: Context, identified: Identified): Promise<Principal | Refusal> {
     const presented = strategies
       .map((strategy) => ({ strategy, value: strategy.extract(ctx) }))
       .filter((p): p is { strategy: CredentialStrategy; value: string } => p.value !== undefined);
     if (presented.length === 0) return { refused: 'Authentication required' };
     if (presented.length > 1) return { refused: 'Present exactly one credential' };
     const [{ strategy, value }] = presented;
-    const principal = value ? await strategy.resolve(value, ctx) : null;
+    const principal = value ? await strategy.resolve(value, ctx, identified) : null;
     if (!principal) return { refused: undefined };
     ctx.state.principal = principal;
     return principal;
@@ -113,7 +132,13 @@ export function createCredentialResolver(strategies: CredentialStrategy[], realm
     const result = await outcome(ctx);
     return isRefusal(result) ? undefined : result;
   }
-  return Object.assign(resolveCredential, { principalIfAny });
+  /**
+   * Whom the request's credential names, as soon as its own checks passed, possibly before
+   * the store has confirmed it (principalIfAny then still says whether it did); undefined
+   * when it presented none or a bad one.
+   */
+  const identified = (ctx: Context): Promise<Principal | undefined> => resolutionOf(ctx).early;
+  return Object.assign(resolveCredential, { principalIfAny, identified });
 }
 
 export type CredentialResolver = ReturnType<typeof createCredentialResolver>;

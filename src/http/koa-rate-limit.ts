@@ -3,7 +3,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { Metrics } from '../metrics.ts';
 import type { CredentialResolver } from './credentials.ts';
 import type { Principal } from './principal.ts';
-import { ipBucket, limitsFor, principalBucket, type RateLimitOutcome, type RateLimitOverride, type RateLimiter, type RateLimits } from './rate-limiter.ts';
+import { ipBucket, limitsFor, principalBucket, type RateLimitOutcome, type RateLimitOverride, type RateLimitRequest, type RateLimiter, type RateLimits } from './rate-limiter.ts';
 
 export interface RateLimitDeps {
   rateLimiter: RateLimiter;
@@ -39,20 +39,45 @@ const clientOf = (principal: Principal): string | undefined => (principal.type =
  * client or service account); anything else (no credential, a bad one) against its IP.
  * The credential is resolved here once; the route reuses the result (the resolver
  * remembers it per request), so limiting costs no second lookup.
+ *
+ * The count goes out as soon as the credential's own checks name its principal, alongside
+ * the store's check that it is still live (a JWT's deny-list and grant, an API key's
+ * owner): one round trip for both. When the store then refuses it (revoked, owner
+ * disabled), the count is taken back from the principal and charged to the IP, as if it
+ * had never been valid; while that runs, the principal holds one unit it does not owe.
  */
 export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialResolver): Middleware {
   return async (ctx, next) => {
-    // A missing or bad credential is the route's business (it answers 401); it counts per IP.
-    const principal = await resolveCredential.principalIfAny(ctx);
     const { overrides = [], ...base } = deps.limits();
-    if (principal) {
-      await enforce(ctx, deps, principalBucket(principal), limitsFor(base, overrides, { clientId: clientOf(principal), scopes: principal.scopes }), 'v1');
-    } else {
+    const limitsOf = (principal: Principal) => limitsFor(base, overrides, { clientId: clientOf(principal), scopes: principal.scopes });
+    const named = await resolveCredential.identified(ctx);
+    if (!named) {
+      // A missing or bad credential is the route's business (it answers 401); it counts per IP.
+      // Awaited for a store failure while resolving, which answers 503 before anything is counted.
+      await resolveCredential.principalIfAny(ctx);
       await enforce(ctx, deps, ipBucket(ctx.ip), base, 'v1');
+      return next();
     }
+    const bucket = principalBucket(named);
+    const namedLimits = limitsOf(named);
+    const [counted, principal] = await Promise.all([deps.rateLimiter.check(bucket, namedLimits), resolveCredential.principalIfAny(ctx)]);
+    const takeBack: RateLimitRequest[] = counted.counted ? [{ bucket, limits: namedLimits, op: 'refund' }] : [];
+    let outcome = counted;
+    if (!principal) {
+      outcome = last(await deps.rateLimiter.apply([...takeBack, { bucket: ipBucket(ctx.ip), limits: base, op: 'consume' }]));
+    } else if (!sameLimits(limitsOf(principal), namedLimits)) {
+      // The store narrowed its scopes (an API key's owner lost one) and another override
+      // applies: the same count, judged by that override's limits.
+      outcome = last(await deps.rateLimiter.apply([...takeBack, { bucket, limits: limitsOf(principal), op: 'consume' }]));
+    }
+    if (!outcome.allowed) refuse(ctx, deps, outcome, 'v1');
+    setHeaders(ctx, deps, outcome);
     await next();
   };
 }
+
+const last = <T>(items: T[]): T => items[items.length - 1];
+const sameLimits = (a: RateLimits, b: RateLimits): boolean => a.perHour === b.perHour && a.burst === b.burst && a.burstSeconds === b.burstSeconds;
 
 /** The provider's back-channel endpoints, where clients authenticate and ask for tokens. */
 export const LIMITED_OAUTH_PATHS = new Set(['/oauth/token', '/oauth/introspect', '/oauth/revoke', '/oauth/par', '/oauth/device/auth']);
@@ -101,7 +126,7 @@ export function oauthRateLimit(deps: RateLimitDeps): Middleware {
     const ip = { bucket: ipBucket(ctx.ip), limits: base };
     const [charged, peeked] = await deps.rateLimiter.apply([{ ...client, op: 'consume' }, { ...ip, op: 'peek' }]);
     if (!peeked.allowed) {
-      await refund(deps, client);
+      if (charged.counted) await refund(deps, client);
       refuse(ctx, deps, peeked, 'oauth');
     }
     if (!charged.allowed) refuse(ctx, deps, charged, 'oauth');

@@ -39,6 +39,12 @@ export interface RateLimitOutcome {
   state: RateLimitState;
   /** True when the counter store could not be reached and the fail-open fallback answered. */
   degraded: boolean;
+  /**
+   * True when the request reached a counter (the store, or the fallback while degraded);
+   * false when this instance answered from a refusal it already knew, so there is no count
+   * to take back.
+   */
+  counted: boolean;
 }
 
 /** consume counts one request, peek only looks, refund takes back one counted earlier (in every window of the bucket). */
@@ -195,7 +201,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     }
   }
 
-  function outcomeOf({ hour, burst }: Windows, limits: RateLimits, degraded: boolean): RateLimitOutcome {
+  function outcomeOf({ hour, burst }: Windows, limits: RateLimits, degraded: boolean, counted: boolean): RateLimitOutcome {
     const windows = [
       { window: 'hour' as const, limit: limits.perHour, ...hour },
       { window: 'burst' as const, limit: limits.burst, ...burst },
@@ -209,7 +215,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
       remaining: chosen.remaining,
       resetMs: chosen.msBeforeNext > 0 ? chosen.msBeforeNext : (chosen.window === 'hour' ? HOUR_SECONDS : limits.burstSeconds) * 1000,
     };
-    return { allowed: !refusing, state, degraded };
+    return { allowed: !refusing, state, degraded, counted };
   }
 
   /**
@@ -224,13 +230,13 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     let next = 0;
     return requests.map((request, i) => {
       const local = known[i];
-      if (local) return outcomeOf(local, request.limits, false);
+      if (local) return outcomeOf(local, request.limits, false, false);
       const windows = counted[next++];
       if (!degraded && request.op === 'consume') {
         remember(request.bucket, 'hour', request.limits.perHour, windows.hour);
         remember(request.bucket, 'burst', request.limits.burst, windows.burst);
       }
-      return outcomeOf(windows, request.limits, degraded);
+      return outcomeOf(windows, request.limits, degraded, true);
     });
   }
 

@@ -51,7 +51,12 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
   // expiry, iat, the deny-list and the grant are checked on every call as before.
   const verified = new Map<string, { claims: AccessTokenClaims; key: CryptoKey | Uint8Array; kid: string; alg: string }>();
 
-  async function verify(token: string): Promise<VerifyResult> {
+  /**
+   * `onSigned` hears the claims once everything but the store has been checked (signature,
+   * issuer, type, times), just before the store is asked whether the token is still live:
+   * a caller can start its own store call then and share the round trip.
+   */
+  async function verify(token: string, onSigned?: (claims: AccessTokenClaims) => void): Promise<VerifyResult> {
     if (!looksLikeJwt(token)) return { ok: false, reason: 'malformed' };
     // A remembered token's header was decoded and checked when it was first verified.
     const seen = verified.get(token);
@@ -101,6 +106,7 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
       verified.set(token, { claims, key, kid: kid!, alg: alg! });
     }
     if (typeof claims.iat !== 'number' || claims.iat > nowS + MAX_IAT_SKEW_SECONDS) return { ok: false, reason: 'claims' };
+    onSigned?.(claims);
     // The deny-list entry and the grant in one read (one MGET; one GET per key on a cluster);
     // alongside it, whether the client still exists (in memory, or one more GET in the
     // same round trip): deleting a client ends its tokens at once.

@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { startRespProxy, type RespProxy } from '../support/resp-proxy.ts';
 
 const run = promisify(execFile);
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -204,6 +205,94 @@ describe('buckets per credential', () => {
     const [tokenA, tokenB] = [await login(), await login()];
     expect(await remaining({ authorization: `Bearer ${tokenA}` })).toBe(2);
     expect(await remaining({ authorization: `Bearer ${tokenB}` })).toBe(1);
+  });
+});
+
+describe('the count rides with the store\'s last check of the credential', () => {
+  let proxy: RespProxy;
+  let server: TestServer;
+  let user: Awaited<ReturnType<TestServer['deps']['users']['create']>>;
+
+  beforeAll(async () => {
+    const url = new URL(inject('redisUrl'));
+    proxy = await startRespProxy({ host: url.hostname, port: Number(url.port) });
+    server = await startTestServer({ redisUrl: proxy.url, config: { rateLimitPerHour: 20, rateLimitBurst: 1000 } });
+    const email = `rt-${randomAlphanumeric(6).toLowerCase()}@example.test`;
+    user = await server.deps.users.create({ email, password: 'Some-Password-123!', name: 'rt', scopes: ['cmdb.read', 'reports.read'] });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await proxy?.close();
+  });
+
+  const newKey = async (scopes: string[]) =>
+    (await server.deps.apiKeys.create({ ownerId: user.id, grantableScopes: user.scopes, name: `k-${randomAlphanumeric(6)}`, scopes, allowedIps: [] })).key;
+  const isCount = (args: string[]) => args[0] === 'evalsha' || args[0] === 'eval';
+  /** The batch (one write to Redis) that carries a command matching `wanted`. */
+  const batchWith = (batches: string[][][], wanted: (args: string[]) => boolean) => batches.find((batch) => batch.some(wanted));
+
+  it('a JWT: the rate-limit count and the deny-list and grant read go to Redis in one write', async () => {
+    const token = await clientToken(server);
+    expect((await verify(server, { authorization: `Bearer ${token}` })).status).toBe(200);
+    proxy.takeBatches();
+    expect((await verify(server, { authorization: `Bearer ${token}` })).status).toBe(200);
+    const batch = batchWith(proxy.takeBatches(), (args) => args[0] === 'mget' && args.some((a) => a.includes('revoked-jti:')));
+    expect(batch, 'the deny-list read').toBeDefined();
+    expect(batch!.some(isCount), 'the count in the same write').toBe(true);
+  });
+
+  it('an API key: the count and the owner read go to Redis in one write', async () => {
+    const key = await newKey(['cmdb.read']);
+    proxy.takeBatches();
+    expect((await verify(server, { 'x-api-key': key })).status).toBe(200);
+    const batch = batchWith(proxy.takeBatches(), (args) => args[0] === 'get' && args[1]?.endsWith(`user:${user.id}`));
+    expect(batch, 'the owner read').toBeDefined();
+    expect(batch!.some(isCount), 'the count in the same write').toBe(true);
+  });
+
+  it('a revoked token is charged to the IP: its principal gets back the count it did not owe', async () => {
+    const [token, sibling] = [await clientToken(server), await clientToken(server)];
+    const first = await verify(server, { authorization: `Bearer ${token}` });
+    const before = limitHeaders(first).remaining;
+    const anonymous = limitHeaders(await verify(server)).remaining;
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+    await server.deps.accessTokens.revoke(claims);
+
+    const refused = await verify(server, { authorization: `Bearer ${token}` });
+    expect(refused.status).toBe(401);
+    expect(limitHeaders(refused).remaining, 'the IP paid').toBe(anonymous - 1);
+    // The client's bucket (every token of the client shares it) lost one count, not two.
+    expect(limitHeaders(await verify(server, { authorization: `Bearer ${sibling}` })).remaining).toBe(before - 1);
+  });
+
+  it('an API key whose owner is disabled is charged to the IP, not to the key', async () => {
+    const key = await newKey(['cmdb.read']);
+    expect(limitHeaders(await verify(server, { 'x-api-key': key })).remaining).toBe(19);
+    await server.deps.users.update(user.id, (u) => ({ ...u, disabled: true }));
+    try {
+      const refused = await verify(server, { 'x-api-key': key });
+      expect(refused.status).toBe(401);
+    } finally {
+      await server.deps.users.update(user.id, (u) => ({ ...u, disabled: false }));
+    }
+    expect(limitHeaders(await verify(server, { 'x-api-key': key })).remaining).toBe(18);
+  });
+
+  it('judges the count by the limits of the scopes the key still has once its owner lost one', async () => {
+    const key = await newKey(['cmdb.read', 'reports.read']);
+    await server.deps.settings.update({ rateLimits: { overrides: [{ scope: 'reports.read', perHour: 7 }] } }, 'test');
+    try {
+      expect(limitHeaders(await verify(server, { 'x-api-key': key }))).toMatchObject({ limit: 7, remaining: 6 });
+      await server.deps.users.update(user.id, (u) => ({ ...u, scopes: ['cmdb.read'] }));
+      const res = await verify(server, { 'x-api-key': key });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-auth-scopes')).toBe('cmdb.read');
+      // The default limit now, and the second count: not a third.
+      expect(limitHeaders(res)).toMatchObject({ limit: 20, remaining: 18 });
+    } finally {
+      await server.deps.settings.update({ rateLimits: { overrides: [] } }, 'test');
+      await server.deps.users.update(user.id, (u) => ({ ...u, scopes: ['cmdb.read', 'reports.read'] }));
+    }
   });
 });
 

@@ -1,7 +1,8 @@
 // A loopback TCP proxy in front of Redis that reads the commands a client sends (RESP
 // arrays, as ioredis writes them) and can stop the client at an exact command: before the
 // command reaches Redis, or right after Redis has run it. Fault tests use it to kill a
-// server process at a precise step of a multi-step operation.
+// server process at a precise step of a multi-step operation. It also keeps, per write
+// that arrives from a client, the commands in it: the client's round trips.
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 
@@ -21,6 +22,11 @@ export interface RespProxy {
    * nothing done after that command.
    */
   trap(trap: Trap): Promise<string[]>;
+  /**
+   * The commands each client sent, one entry per chunk received (one write of a pipelined
+   * client, on loopback), since the last call; a command's arguments, name lower-cased first.
+   */
+  takeBatches(): string[][][];
   close(): Promise<void>;
 }
 
@@ -52,6 +58,7 @@ export function parseCommand(buf: Buffer, offset: number): { args: string[]; end
 export async function startRespProxy(upstream: { host: string; port: number }): Promise<RespProxy> {
   let armed: { trap: Trap; fired: (args: string[]) => void } | undefined;
   const sockets = new Set<net.Socket>();
+  let batches: string[][][] = [];
 
   const server = net.createServer((client) => {
     const redis = net.connect(upstream);
@@ -76,9 +83,12 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
       if (frozen) return;
       pending = Buffer.concat([pending, chunk]);
       let offset = 0;
+      const batch: string[][] = [];
+      batches.push(batch);
       for (;;) {
         const command = parseCommand(pending, offset);
         if (!command) break;
+        batch.push(command.args);
         const bytes = pending.subarray(offset, command.end);
         offset = command.end;
         const hit = armed && armed.trap.match(command.args) ? armed : undefined;
@@ -115,6 +125,11 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
       return new Promise<string[]>((resolve) => {
         armed = { trap, fired: resolve };
       });
+    },
+    takeBatches() {
+      const taken = batches.filter((batch) => batch.length > 0);
+      batches = [];
+      return taken;
     },
     async close() {
       for (const s of sockets) s.destroy();

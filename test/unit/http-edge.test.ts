@@ -90,11 +90,13 @@ describe('rate limiter', () => {
     const clock = createManualClock();
     const limiter = createRateLimiter({ store: createMemoryStore(clock), clock, logger: quiet(), metrics: createMetrics({ defaultMetrics: false }), failOpen: true });
     const first = await limiter.check('k', limits);
-    expect(first).toMatchObject({ allowed: true, degraded: false, state: { window: 'hour', limit: 5, remaining: 4 } });
+    expect(first).toMatchObject({ allowed: true, degraded: false, counted: true, state: { window: 'hour', limit: 5, remaining: 4 } });
     const second = await limiter.check('k', limits);
     expect(second.state).toMatchObject({ window: 'burst', limit: 2, remaining: 0 });
     const third = await limiter.check('k', limits);
-    expect(third).toMatchObject({ allowed: false, state: { window: 'burst', remaining: 0 } });
+    expect(third).toMatchObject({ allowed: false, counted: true, state: { window: 'burst', remaining: 0 } });
+    // Known to be refused now: answered from memory, so nothing was counted (and nothing may be taken back).
+    expect(await limiter.check('k', limits)).toMatchObject({ allowed: false, counted: false });
     const headers = limiter.headers(third.state);
     expect(Number(headers['X-RateLimit-Reset-After'])).toBeGreaterThanOrEqual(1);
     expect(Number(headers['X-RateLimit-Reset-After'])).toBeLessThanOrEqual(60);
