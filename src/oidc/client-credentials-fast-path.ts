@@ -22,7 +22,7 @@ const PARAMS = new Set(['grant_type', 'scope']);
  */
 export function clientCredentialsFastPath(deps: Pick<Deps, 'config' | 'scopeCatalog' | 'settings'>, provider: () => Provider): Middleware {
   return async (ctx, next) => {
-    const params = plainFormRequest(ctx, '/oauth/token', PARAMS);
+    const params = await plainFormRequest(ctx, '/oauth/token', PARAMS);
     // The same scope syntax the provider checks (RFC 6749 §3.3).
     if (params?.grant_type !== 'client_credentials' || (params.scope !== undefined && !SCOPE_SYNTAX.test(params.scope))) return next();
     const current = provider();

@@ -49,16 +49,32 @@ export function basicCredentials(authorization: string | undefined): { clientId:
 }
 
 /**
+ * The body, peeked at as soon as it has been parsed. Node hands a request to the app when
+ * its headers are parsed and delivers the body that came in the same read only after the
+ * promises then pending have run: with nothing slower before us (the memory store's rate
+ * limit), the body is still on its way. One turn of the event loop lets that read finish;
+ * a body that needs more than that goes to the provider, which waits for it.
+ */
+async function arrivedBody(ctx: Context): Promise<Buffer | undefined> {
+  const body = peekCompleteBody(ctx.req, MAX_BODY_BYTES);
+  if (body || ctx.req.complete) return body;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return peekCompleteBody(ctx.req, MAX_BODY_BYTES);
+}
+
+/**
  * The form parameters of a POST to `path` with HTTP Basic and none of the provider-only
  * headers, when every parameter is in `allowed`, none is repeated and the body has fully
  * arrived; the body is only peeked at, so the provider can still read it. Undefined otherwise.
  */
-export function plainFormRequest(ctx: Context, path: string, allowed: ReadonlySet<string>): Record<string, string> | undefined {
+export async function plainFormRequest(ctx: Context, path: string, allowed: ReadonlySet<string>): Promise<Record<string, string> | undefined> {
   if (ctx.method !== 'POST' || ctx.path !== path || PROVIDER_HEADERS.some((h) => ctx.get(h) !== '')) return undefined;
   if (!ctx.get('authorization')) return undefined;
   const type = ctx.get('content-type').toLowerCase().split(';').map((s) => s.trim());
   if (type[0] !== 'application/x-www-form-urlencoded' || type.slice(1).some((p) => p !== 'charset=utf-8')) return undefined;
-  const body = peekCompleteBody(ctx.req, MAX_BODY_BYTES);
+  const declared = Number(ctx.get('content-length'));
+  if (!Number.isInteger(declared) || declared <= 0 || declared > MAX_BODY_BYTES) return undefined;
+  const body = await arrivedBody(ctx);
   if (!body) return undefined;
   const params = querystring.parse(body.toString('utf8'));
   const flat: Record<string, string> = {};

@@ -17,7 +17,7 @@ const PARAMS = new Set(['token', 'token_type_hint']);
  */
 export function introspectionFastPath(deps: Pick<Deps, 'accessTokens'>, provider: () => Provider): Middleware {
   return async (ctx, next) => {
-    const params = plainFormRequest(ctx, '/oauth/introspect', PARAMS);
+    const params = await plainFormRequest(ctx, '/oauth/introspect', PARAMS);
     if (!params?.token || !looksLikeJwt(params.token) || (params.token_type_hint !== undefined && params.token_type_hint !== 'access_token')) return next();
     const client = await basicAuthenticatedClient(ctx, provider());
     if (!client) return next();
