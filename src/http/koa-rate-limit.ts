@@ -62,13 +62,14 @@ export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialR
     const namedLimits = limitsOf(named);
     const [counted, principal] = await Promise.all([deps.rateLimiter.check(bucket, namedLimits), resolveCredential.principalIfAny(ctx)]);
     const takeBack: RateLimitRequest[] = counted.counted ? [{ bucket, limits: namedLimits, op: 'refund' }] : [];
+    const finalLimits = principal && limitsOf(principal);
     let outcome = counted;
-    if (!principal) {
+    if (!finalLimits) {
       outcome = last(await deps.rateLimiter.apply([...takeBack, { bucket: ipBucket(ctx.ip), limits: base, op: 'consume' }]));
-    } else if (!sameLimits(limitsOf(principal), namedLimits)) {
+    } else if (!sameLimits(finalLimits, namedLimits)) {
       // The store narrowed its scopes (an API key's owner lost one) and another override
       // applies: the same count, judged by that override's limits.
-      outcome = last(await deps.rateLimiter.apply([...takeBack, { bucket, limits: limitsOf(principal), op: 'consume' }]));
+      outcome = last(await deps.rateLimiter.apply([...takeBack, { bucket, limits: finalLimits, op: 'consume' }]));
     }
     if (!outcome.allowed) refuse(ctx, deps, outcome, 'v1');
     setHeaders(ctx, deps, outcome);
