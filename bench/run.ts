@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../test/support/redis-server.ts';
-import { makeSelfSignedCert, type SelfSignedCert } from '../test/support/self-signed-cert.ts';
+import { makeSelfSignedCert, type SelfSignedCert, type TlsKey } from '../test/support/self-signed-cert.ts';
 import { createFixtures } from './lib/fixtures.ts';
 import { measureRun, type RunResult } from './lib/measure.ts';
 import { benchOptions } from './lib/options.ts';
@@ -110,12 +110,13 @@ async function main(): Promise<void> {
   const redisServer = await startRedisServer();
   const redis = new Redis(redisServer.url);
   const fixtures = createFixtures();
-  let cert: SelfSignedCert | undefined;
+  const certs = new Map<TlsKey, SelfSignedCert>();
   process.once('exit', () => {
     fixtures.remove();
-    cert?.remove();
+    for (const cert of certs.values()) cert.remove();
   });
-  const pool = createProcessPool(createStarter({ redisUrl: redisServer.url, fixtures, options, cert: () => (cert ??= makeSelfSignedCert(options.tlsKey)) }));
+  const certFor = (kind: TlsKey) => certs.get(kind) ?? certs.set(kind, makeSelfSignedCert(kind)).get(kind)!;
+  const pool = createProcessPool(createStarter({ redisUrl: redisServer.url, fixtures, options, cert: certFor }));
   const ctx: BenchContext = { options, redisUrl: redisServer.url, redis, pool, fixtures, log };
   try {
     const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown';
@@ -193,7 +194,7 @@ async function main(): Promise<void> {
     redis.disconnect();
     await redisServer.stop();
     fixtures.remove();
-    cert?.remove();
+    for (const cert of certs.values()) cert.remove();
   }
 }
 

@@ -20,8 +20,6 @@ export interface BenchOptions {
   serverLogLevel: string;
   /** Where latest.json goes. */
   resultsFile: string;
-  /** Key type of the TLS scenario's self-signed certificate. */
-  tlsKey: 'rsa' | 'ec';
   /** Extra Node options for our server processes (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
   serverNodeArgs: string[];
   /** The same for the baseline processes (bare provider, Koa hello, argon2), to profile them alike. */
@@ -41,12 +39,6 @@ function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, 
   return value;
 }
 
-function tlsKey(raw: string | undefined): 'rsa' | 'ec' {
-  if (raw === undefined || raw === '' || raw === 'rsa') return 'rsa';
-  if (raw === 'ec') return 'ec';
-  throw new Error(`BENCH_TLS_KEY must be rsa or ec, got "${raw}"`);
-}
-
 export function benchOptions(argv: string[], env: NodeJS.ProcessEnv, defaultResultsFile: string): BenchOptions {
   const unknown = argv.filter((a) => a !== '--quick');
   if (unknown.length) throw new Error(`unknown argument ${unknown[0]} (only --quick; durations come from BENCH_* variables)`);
@@ -62,7 +54,6 @@ export function benchOptions(argv: string[], env: NodeJS.ProcessEnv, defaultResu
     only: (env.BENCH_SCENARIOS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     serverLogLevel: env.BENCH_LOG_LEVEL || 'info',
     resultsFile: env.BENCH_RESULTS || defaultResultsFile,
-    tlsKey: tlsKey(env.BENCH_TLS_KEY),
     serverNodeArgs: (env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
     baselineNodeArgs: (env.BENCH_BASELINE_NODE_ARGS ?? '').split(' ').filter(Boolean),
   };

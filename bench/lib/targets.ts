@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { freePort } from '../../test/support/redis-server.ts';
 import { settings } from '../../src/config/schema.ts';
-import type { SelfSignedCert } from '../../test/support/self-signed-cert.ts';
+import type { SelfSignedCert, TlsKey } from '../../test/support/self-signed-cert.ts';
 import type { Fixtures } from './fixtures.ts';
 import type { BenchOptions } from './options.ts';
 import type { ProcessPool, ProcessSpec } from './process-pool.ts';
@@ -12,8 +12,8 @@ export const targets = {
   server: (alg: string) => `server:${alg}`,
   /** A second ES256 instance on the same Redis, store prefix and issuer (scale-out). */
   secondServer: 'server:ES256:2',
-  /** Our server speaking TLS itself (TLS_CERT_FILE / TLS_KEY_FILE). */
-  tlsServer: 'server-tls:ES256',
+  /** Our server speaking TLS itself (TLS_CERT_FILE / TLS_KEY_FILE) with a certificate of key type `kind`. */
+  tlsServer: (kind: TlsKey) => `server-tls:ES256:${kind}`,
   /** The bare oidc-provider baseline signing with `alg`. */
   bare: (alg: string) => `bare:${alg}`,
   koaHello: 'koa-hello',
@@ -24,8 +24,8 @@ export interface TargetDeps {
   redisUrl: string;
   fixtures: Fixtures;
   options: BenchOptions;
-  /** The TLS certificate, made on first use. */
-  cert(): SelfSignedCert;
+  /** The TLS certificate of key type `kind`, made on first use. */
+  cert(kind: TlsKey): SelfSignedCert;
 }
 
 /** Ours, configured like production (NODE_ENV=production, Redis store, default log level). */
@@ -85,11 +85,12 @@ export function createStarter(deps: TargetDeps) {
         startNote: 'store already initialised',
       };
     }
-    if (key === targets.tlsServer) {
-      const cert = deps.cert();
+    const tlsKind = /^server-tls:ES256:(rsa|ec)$/.exec(key)?.[1] as TlsKey | undefined;
+    if (tlsKind) {
+      const cert = deps.cert(tlsKind);
       const url = `https://127.0.0.1:${port}`;
       return {
-        name: 'nopesight-auth (ES256, TLS)',
+        name: `nopesight-auth (ES256, TLS with ${tlsKind === 'ec' ? 'a P-256' : 'an RSA-2048'} certificate)`,
         script: 'src/main.ts',
         nodeArgs: deps.options.serverNodeArgs,
         env: { ...serverEnv(deps, port, url, 'ES256'), TLS_CERT_FILE: cert.certFile, TLS_KEY_FILE: cert.keyFile },

@@ -6,7 +6,7 @@ import { verifyApiKeyScenario, verifyJwtScenario } from './verify.ts';
 import { loginScenario } from './login.ts';
 import { serviceAccountScenario } from './service-account.ts';
 import { scaleOutScenario } from './scale-out.ts';
-import { tlsScenario } from './tls-new-connection.ts';
+import { tlsScenarios } from './tls-new-connection.ts';
 
 /**
  * Every scenario, in run order. To add one: write bench/scenarios/<name>.ts exporting a
@@ -23,7 +23,7 @@ export const scenarios: Scenario[] = [
   serviceAccountScenario,
   loginScenario,
   scaleOutScenario,
-  tlsScenario,
+  ...tlsScenarios,
 ];
 
 /** Hot paths of the issue that have no scenario yet, and why. Empty once every endpoint exists. */

@@ -4,6 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+export type TlsKey = 'rsa' | 'ec';
+
 export interface SelfSignedCert {
   certFile: string;
   keyFile: string;
@@ -16,7 +18,7 @@ export interface SelfSignedCert {
  * Writes cert.pem and key.pem into a new temp dir. `rsa` gives RSA-2048 (the most common
  * server key, and the costlier handshake); `ec` gives ECDSA P-256.
  */
-export function makeSelfSignedCert(kind: 'rsa' | 'ec' = 'ec'): SelfSignedCert {
+export function makeSelfSignedCert(kind: TlsKey = 'ec'): SelfSignedCert {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nopesight-tls-'));
   const certFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');

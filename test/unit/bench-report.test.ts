@@ -129,12 +129,11 @@ describe('bench counters and options', () => {
 
   it('has full, quick and per-variable settings, and refuses bad values', () => {
     const full = benchOptions([], {}, '/tmp/r.json');
-    expect(full).toMatchObject({ quick: false, durationS: 10, runs: 3, soakS: 60, connections: 10, tlsKey: 'rsa', serverLogLevel: 'info' });
+    expect(full).toMatchObject({ quick: false, durationS: 10, runs: 3, soakS: 60, connections: 10, serverLogLevel: 'info' });
     const quick = benchOptions(['--quick'], { BENCH_RUNS: '2', BENCH_SCENARIOS: 'cc, refresh' }, '/tmp/r.json');
     expect(quick).toMatchObject({ quick: true, durationS: 2, runs: 2, only: ['cc', 'refresh'] });
     expect(() => benchOptions([], { BENCH_RUNS: '1.5' }, '/tmp/r.json')).toThrow('BENCH_RUNS must be a positive integer');
     expect(() => benchOptions([], { BENCH_DURATION: '-1' }, '/tmp/r.json')).toThrow('BENCH_DURATION');
     expect(() => benchOptions(['--fast'], {}, '/tmp/r.json')).toThrow('unknown argument --fast');
-    expect(() => benchOptions([], { BENCH_TLS_KEY: 'dsa' }, '/tmp/r.json')).toThrow('BENCH_TLS_KEY');
   });
 });
