@@ -2,6 +2,7 @@ import Provider, { type Configuration, type KoaContextWithOIDC, errors as oidcEr
 import type { Deps } from '../deps.ts';
 import { apiAudienceOf } from '../config/load.ts';
 import { createAdapterFactory } from './adapter.ts';
+import { providerSigningKeys } from './node-signing-key.ts';
 import { oidcScopes, parseScope } from '../domain/scopes.ts';
 import { html, SafeHtml } from '../../views/html.ts';
 import { renderMessage } from '../../views/message.ts';
@@ -45,7 +46,7 @@ export function buildProvider(deps: Deps): Provider {
     adapter: createAdapterFactory({ store, clients, clock, secrets }),
     clients: [],
     findAccount: createFindAccount(deps, userOfRequest),
-    jwks: keyRing.providerJwks() as Configuration['jwks'],
+    jwks: { keys: providerSigningKeys(keyRing.providerJwks().keys) } as Configuration['jwks'],
     cookies: {
       keys: secrets.cookieKeys,
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
@@ -63,6 +64,8 @@ export function buildProvider(deps: Deps): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      // Lets node:crypto make ECDSA and Ed25519 signatures (see node-signing-key.ts).
+      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       // Confidential clients (resource servers) may introspect any token; public ones only their own.
       introspection: {
         enabled: true,
