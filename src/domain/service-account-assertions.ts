@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
-import { compactVerify, decodeProtectedHeader, importJWK, type ProtectedHeaderParameters } from 'jose';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { decodeProtectedHeader, type ProtectedHeaderParameters } from 'jose';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
+import { verifyCompactJws } from './jws-signature.ts';
 import { isSubset, parseScope } from './scopes.ts';
 import { isServiceAccountAlg, serviceAccountAlgs } from './service-account-keys.ts';
 import { isServiceAccountId, type ServiceAccount, type ServiceAccountKey, type ServiceAccountRepository } from './service-accounts.ts';
@@ -59,17 +60,19 @@ const jtiKey = (accountId: string, jti: string) =>
  */
 export function createAssertionVerifier(deps: { accounts: ServiceAccountRepository; store: Store; clock: Clock; policy: AssertionPolicy }) {
   const { accounts, store, clock, policy } = deps;
-  // Imported public keys by their JWK and alg: importing costs more than verifying with it.
+  // Imported public keys by their JWK: importing costs more than verifying with it.
   // Public material only; which key may verify is decided before this, on every call.
-  const imported = new Map<string, ReturnType<typeof importJWK>>();
-  const importPublicKey = (key: ServiceAccountKey): ReturnType<typeof importJWK> => {
-    const id = `${key.alg}|${JSON.stringify(key.publicJwk)}`;
+  const imported = new Map<string, KeyObject>();
+  const importPublicKey = (key: ServiceAccountKey): KeyObject | null => {
+    const id = JSON.stringify(key.publicJwk);
     let found = imported.get(id);
     if (!found) {
+      try {
+        found = createPublicKey({ key: key.publicJwk as never, format: 'jwk' });
+      } catch {
+        return null; // not remembered: tried again next time
+      }
       if (imported.size >= MAX_IMPORTED_KEYS) imported.clear();
-      found = importJWK(key.publicJwk, key.alg);
-      // A key that fails to import is tried again next time rather than remembered as failing.
-      found.catch(() => imported.delete(id));
       imported.set(id, found);
     }
     return found;
@@ -100,7 +103,7 @@ export function createAssertionVerifier(deps: { accounts: ServiceAccountReposito
 
     const account = await accounts.get(claimedAccountId);
     if (!account) return { ...notSigned(), reason: 'unknown_account' };
-    const verified = await verifySignature(assertion, header, account);
+    const verified = verifySignature(assertion, header, account);
     if (!verified) return notSigned();
     const { key, claims } = verified;
 
@@ -137,15 +140,12 @@ export function createAssertionVerifier(deps: { accounts: ServiceAccountReposito
   }
 
   /** The active key of the account that signed the assertion and the claims it signed, or null. */
-  async function verifySignature(assertion: string, header: ProtectedHeaderParameters, account: ServiceAccount): Promise<{ key: ServiceAccountKey; claims: Record<string, unknown> } | null> {
+  function verifySignature(assertion: string, header: ProtectedHeaderParameters, account: ServiceAccount): { key: ServiceAccountKey; claims: Record<string, unknown> } | null {
     const candidates = account.keys.filter((k) => k.status === 'active' && k.alg === header.alg && (header.kid === undefined || header.kid === k.kid));
     for (const key of candidates) {
-      let payload: Uint8Array;
-      try {
-        ({ payload } = await compactVerify(assertion, await importPublicKey(key), { algorithms: [key.alg] }));
-      } catch {
-        continue; // not this key, or a bad signature
-      }
+      const publicKey = importPublicKey(key);
+      const payload = publicKey && verifyCompactJws(assertion, key.alg, publicKey);
+      if (!payload) continue; // not this key, or a bad signature
       const claims = parseClaims(payload);
       // The claims that chose the account are the ones the key signed.
       if (!claims || claims.iss !== account.id || claims.sub !== account.id) return null;
