@@ -63,6 +63,7 @@ export function createJwtBearerExchange(deps: Deps) {
     config: deps.config,
     clock: deps.clock,
     scopeCatalog: deps.scopeCatalog,
+    accounts: serviceAccounts,
     tokenTtl: () => deps.settings.current().tokens.serviceAccountTokenTtl,
   });
 
@@ -81,11 +82,9 @@ export function createJwtBearerExchange(deps: Deps) {
       return { ok: false, error: result.error, description: result.description };
     }
     const { account, key, scopes } = result;
-    const body = await minter.mint(provider, client, account, scopes);
-    // A disable or delete that raced this request: its revocation may have run before the
-    // new grant was indexed, so check again and revoke ourselves.
-    const current = await serviceAccounts.get(account.id);
-    if (!current || current.disabled) {
+    const minted = await minter.mint(provider, client, account, scopes);
+    if (!minted.ok) {
+      // A disable or delete raced this request; its sweep may have missed the new grant.
       await serviceAccounts.revokeTokens(account.id);
       await audit.record({ ...base, outcome: 'failure', actor: account.id, details: { reason: 'disabled', clientId: client.clientId, endpoint: input.endpoint } });
       return { ok: false, error: 'invalid_grant', description: 'the service account is disabled' };
@@ -94,9 +93,9 @@ export function createJwtBearerExchange(deps: Deps) {
       ...base,
       outcome: 'success',
       actor: account.id,
-      details: { kid: key.kid, scopes, clientId: client.clientId, endpoint: input.endpoint },
+      details: { kid: key.kid, scopes: parseScope(minted.body.scope), clientId: client.clientId, endpoint: input.endpoint },
     });
-    return { ok: true, body };
+    return { ok: true, body: minted.body };
   }
 
   /** The service-accounts client, re-registered if it has gone missing. */

@@ -3,7 +3,7 @@ import type { Client } from 'oidc-provider';
 import { epochSeconds, type Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { ScopeCatalog } from '../domain/scopes.ts';
-import type { ServiceAccount } from '../domain/service-accounts.ts';
+import type { ServiceAccount, ServiceAccountRepository } from '../domain/service-accounts.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -18,29 +18,48 @@ export interface TokenResponse {
   scope: string;
 }
 
+export type MintOutcome = { ok: true; body: TokenResponse } | { ok: false; reason: 'disabled' };
+
+/**
+ * The account as read after a token's grant was saved, by the token about to be signed
+ * with it: the JWT customizer (provider.ts) narrows the token's scopes to this read
+ * instead of reading the account once more.
+ */
+const checkedOwners = new WeakMap<object, Pick<ServiceAccount, 'scopes'>>();
+export const checkedOwnerOf = (token: object): Pick<ServiceAccount, 'scopes'> | undefined => checkedOwners.get(token);
+
 /**
  * Issues a service account's access token through the provider's own models, so it is
  * the same JWT as every other token (keys, `typ`, `aud`, `scope` and `scopes`), with the
  * account as `sub`. Each token gets its own grant, saved with the account id: the
  * adapter indexes it per account, so disabling or deleting the account (or a logout
  * with the token) revokes it at once through the grant (`gid`), like a user's login.
+ *
+ * The account is read once more after its grant is indexed and before the token is
+ * signed. A disable or delete that raced this request may have swept the account's grants
+ * before this one was indexed: that read sees it, and nothing is signed (the caller then
+ * revokes what the account still holds). The same read decides the scopes the token
+ * carries: those asked for that the account still holds.
  */
-export function createServiceAccountTokenMinter(deps: { config: Config; clock: Clock; scopeCatalog: ScopeCatalog; tokenTtl: () => number }) {
-  const { config, clock, scopeCatalog, tokenTtl } = deps;
+export function createServiceAccountTokenMinter(deps: { config: Config; clock: Clock; scopeCatalog: ScopeCatalog; accounts: Pick<ServiceAccountRepository, 'get'>; tokenTtl: () => number }) {
+  const { config, clock, scopeCatalog, accounts, tokenTtl } = deps;
 
-  async function mint(provider: Provider, client: Client, account: ServiceAccount, scopes: string[]): Promise<TokenResponse> {
+  async function mint(provider: Provider, client: Client, account: ServiceAccount, scopes: string[]): Promise<MintOutcome> {
     const ttl = tokenTtl();
     const now = epochSeconds(clock);
-    const scope = scopes.join(' ');
     const info = apiResourceServerInfo(config, scopeCatalog, ttl);
     const resourceServer = new provider.ResourceServer(info.audience, info);
 
     const grant = new provider.Grant({ accountId: account.id, clientId: client.clientId });
-    if (scope) grant.addResourceScope(resourceServer.identifier(), scope);
+    if (scopes.length) grant.addResourceScope(resourceServer.identifier(), scopes.join(' '));
     // The grant lives exactly as long as its one token; times follow the injected clock.
     grant.iat = now;
     grant.exp = now + ttl;
     const grantId = await grant.save();
+
+    const current = await accounts.get(account.id);
+    if (!current || current.disabled) return { ok: false, reason: 'disabled' };
+    const scope = scopes.filter((s) => current.scopes.includes(s)).join(' ');
 
     const token = new provider.AccessToken({
       client,
@@ -52,8 +71,9 @@ export function createServiceAccountTokenMinter(deps: { config: Config; clock: C
     token.resourceServer = resourceServer;
     token.iat = now;
     token.exp = now + ttl;
+    checkedOwners.set(token, current);
     const accessToken = await token.save();
-    return { access_token: accessToken, token_type: 'Bearer', expires_in: ttl, scope };
+    return { ok: true, body: { access_token: accessToken, token_type: 'Bearer', expires_in: ttl, scope } };
   }
 
   return { mint };

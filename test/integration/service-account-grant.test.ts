@@ -5,6 +5,8 @@ import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { api } from '../support/admin-client.ts';
 import { clientAccessToken } from '../support/user-token.ts';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
+import type { ServiceAccount } from '../../src/domain/service-accounts.ts';
+import { accountGrantsKey } from '../../src/oidc/account-sessions.ts';
 import {
   assertion, createServiceAccount, decodeHeader, decodeJwt, JWT_BEARER, newKeyPair, postForm, V1_TOKEN_PATH, type KeyPair,
 } from '../support/service-account.ts';
@@ -329,6 +331,51 @@ describe('service-account JWT-bearer grant (Redis)', () => {
       // Re-enabling does not bring the old tokens back.
       expect((await api(server, 'GET', `/v1/admin/service-accounts/${account.id}`, { token: before.body.access_token })).status).toBe(401);
       expect((await exchange(await assertion(k, account.id, tokenUrl))).status).toBe(200);
+    });
+
+    /**
+     * Runs `change` on the account at the exchange's second read of it: after the assertion
+     * was checked and the token's grant saved, before anything is signed. `reads` counts
+     * the exchange's reads of the account record.
+     */
+    async function withChangeBeforeSigning<T>(accountId: string, change: (current: ServiceAccount) => ServiceAccount, run: () => Promise<T>): Promise<{ result: T; reads: number }> {
+      const accounts = server.deps.serviceAccounts;
+      const read = accounts.get;
+      let reads = 0;
+      accounts.get = async (id) => {
+        if (id !== accountId) return read(id);
+        reads += 1;
+        if (reads === 2) await accounts.save(change((await read(id))!));
+        return read(id);
+      };
+      try {
+        return { result: await run(), reads };
+      } finally {
+        accounts.get = read;
+      }
+    }
+
+    it('a disable that races the exchange: seen after the grant is saved, so nothing is signed and the grant is revoked', async () => {
+      const k = await newKeyPair('ES256');
+      const account = await createServiceAccount(server, admin, { name: 'racing-disable', scopes: ['cmdb.read'], publicKey: k.publicPem });
+      const jwt = await assertion(k, account.id, tokenUrl);
+      // The disable's sweep of the account's grants ran before this exchange's grant was indexed.
+      const { result, reads } = await withChangeBeforeSigning(account.id, (current) => ({ ...current, disabled: true }), () => exchange(jwt));
+      expectRefused(result, jwt, 'invalid_grant', /disabled/);
+      // One read to check the assertion, one after the grant is saved; the token's scopes come from that second one.
+      expect(reads).toBe(2);
+      expect(await server.store.setMembers(accountGrantsKey(account.id))).toEqual([]);
+      const events = (await server.store.streamRange('audit', '-', '+', 50, true)).map((e) => e.fields).filter((f) => f.actor === account.id);
+      expect(events.map((f) => [f.outcome, JSON.parse(f.details).reason])).toEqual([['failure', 'disabled']]);
+    });
+
+    it('a scope taken from the account while it exchanges: the token and the answer carry only what it still holds', async () => {
+      const k = await newKeyPair('EdDSA');
+      const account = await createServiceAccount(server, admin, { name: 'racing-scope', scopes: ['cmdb.read', 'reports.read'], publicKey: k.publicPem });
+      const { result } = await withChangeBeforeSigning(account.id, (current) => ({ ...current, scopes: ['cmdb.read'] }), async () => exchange(await assertion(k, account.id, tokenUrl)));
+      expect(result.status).toBe(200);
+      expect(result.body.scope).toBe('cmdb.read');
+      expect(decodeJwt(result.body.access_token)).toMatchObject({ scope: 'cmdb.read', scopes: ['cmdb.read'] });
     });
 
     it('a retired key, while the new key of a rotation works', async () => {
