@@ -1,4 +1,5 @@
-import { importJWK, type JWK, type CryptoKey } from 'jose';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { JWK } from 'jose';
 import type { Logger } from '../logger.ts';
 import { publicJwk, type SigningKeySet, type SigningKeyStore } from '../domain/signing-keys.ts';
 
@@ -10,7 +11,7 @@ import { publicJwk, type SigningKeySet, type SigningKeyStore } from '../domain/s
 export function createKeyRing(deps: { keys: SigningKeyStore; logger: Logger; refreshSeconds: number; now: () => number }) {
   const { keys, logger, refreshSeconds, now } = deps;
   let current: SigningKeySet = { version: 0, keys: [] };
-  let imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
+  let imported = new Map<string, KeyObject | null>();
   let lastUnknownKidReload = 0;
   let timer: NodeJS.Timeout | undefined;
   const listeners: ((set: SigningKeySet) => void)[] = [];
@@ -27,7 +28,11 @@ export function createKeyRing(deps: { keys: SigningKeyStore; logger: Logger; ref
     return current;
   }
 
-  async function verificationKey(kid: string | undefined, alg: string): Promise<CryptoKey | Uint8Array | null> {
+  /**
+   * The public key of `kid` while it may still verify (not retired), or null. The key
+   * serves every algorithm of its type; whether `alg` fits it is the verifier's check.
+   */
+  async function verificationKey(kid: string | undefined): Promise<KeyObject | null> {
     if (!kid) return null;
     let entry = current.keys.find((k) => k.jwk.kid === kid);
     if (!entry && now() - lastUnknownKidReload > 1000) {
@@ -36,13 +41,16 @@ export function createKeyRing(deps: { keys: SigningKeyStore; logger: Logger; ref
       entry = current.keys.find((k) => k.jwk.kid === kid);
     }
     if (!entry || (entry.retireAt !== undefined && entry.retireAt <= now())) return null;
-    const cacheKey = `${kid}:${alg}`;
-    let key = imported.get(cacheKey);
-    if (!key) {
-      key = importJWK(publicJwk(entry.jwk), alg);
-      imported.set(cacheKey, key);
+    let key = imported.get(kid);
+    if (key === undefined) {
+      try {
+        key = createPublicKey({ key: publicJwk(entry.jwk) as never, format: 'jwk' });
+      } catch {
+        key = null;
+      }
+      imported.set(kid, key);
     }
-    return key.catch(() => null);
+    return key;
   }
 
   return {

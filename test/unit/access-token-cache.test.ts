@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { KeyObject } from 'node:crypto';
+import { generateKeyPair, SignJWT } from 'jose';
 import { createManualClock } from '../../src/clock.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import { createAccessTokenService } from '../../src/oidc/access-tokens.ts';
@@ -15,7 +16,7 @@ async function setup() {
   const clock = createManualClock();
   const store = createMemoryStore(clock);
   const pair = await generateKeyPair('ES256');
-  let verificationKey: CryptoKey | null = pair.publicKey;
+  let verificationKey: KeyObject | null = KeyObject.from(pair.publicKey);
   let lookups = 0;
   const keyRing = { verificationKey: async () => { lookups += 1; return verificationKey; } } as unknown as KeyRing;
   const service = createAccessTokenService({ keyRing, store, clock, issuer: ISSUER, clients: { exists: async () => true } });
@@ -26,7 +27,7 @@ async function setup() {
       .setIssuer(ISSUER).setIssuedAt(now).setExpirationTime(now + 300)
       .sign(key);
   };
-  return { clock, store, service, sign, setKey: (k: CryptoKey | null) => { verificationKey = k; }, lookups: () => lookups };
+  return { clock, store, service, sign, pair, setKey: (k: KeyObject | null) => { verificationKey = k; }, lookups: () => lookups };
 }
 
 describe('access-token verification remembered per token', () => {
@@ -67,15 +68,42 @@ describe('access-token verification remembered per token', () => {
   });
 
   it('a retired key refuses its tokens at once, and a replaced key makes the signature count again', async () => {
-    const { service, sign, setKey, lookups } = await setup();
+    const { service, sign, pair, setKey, lookups } = await setup();
     const token = await sign();
+    expect((await service.verify(token)).ok).toBe(true);
+    // The same key imported anew (the key ring reloaded the key set): checked again, still good.
+    setKey(KeyObject.from(pair.publicKey));
     expect((await service.verify(token)).ok).toBe(true);
     setKey(null);
     expect(await service.verify(token)).toEqual({ ok: false, reason: 'signature' });
     // The same kid now names another key: the remembered verification no longer applies.
-    setKey((await generateKeyPair('ES256')).publicKey);
+    setKey(KeyObject.from((await generateKeyPair('ES256')).publicKey));
     expect(await service.verify(token)).toEqual({ ok: false, reason: 'signature' });
-    expect(lookups()).toBe(3);
+    expect(lookups()).toBe(4);
+  });
+
+  it('at first sight, holds the header to explicit typing and the claims to their types, under a valid signature', async () => {
+    const { clock, service, setKey } = await setup();
+    const pair = await generateKeyPair('ES256');
+    setKey(KeyObject.from(pair.publicKey));
+    const now = Math.floor(clock.now() / 1000);
+    const good = { iss: ISSUER, sub: 'usr_1', jti: 'j1', iat: now, exp: now + 300 };
+    const signed = (claims: Record<string, unknown>, header: Record<string, unknown> = {}) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1', ...header }).sign(pair.privateKey);
+    const verify = async (claims: Record<string, unknown>, header?: Record<string, unknown>) => service.verify(await signed(claims, header));
+    expect((await verify(good)).ok).toBe(true);
+    // RFC 7515 §4.1.9: "application/" may be spelled out, in any case.
+    expect((await verify({ ...good, jti: 'j2' }, { typ: 'application/AT+JWT' })).ok).toBe(true);
+    // (A crit header, which jose will not sign, is in test/security/jwt-forgery.test.ts.)
+    for (const header of [{ typ: 'JWT' }, { typ: undefined }]) {
+      expect(await verify({ ...good, jti: `h${JSON.stringify(header)}` }, header)).toEqual({ ok: false, reason: 'claims' });
+    }
+    for (const claims of [
+      { ...good, iss: 'https://elsewhere.test' }, { ...good, exp: String(now + 300) }, { ...good, iat: undefined },
+      { ...good, nbf: 'soon' }, { ...good, sub: 42 }, { ...good, jti: undefined },
+    ]) {
+      expect(await verify(claims)).toEqual({ ok: false, reason: 'claims' });
+    }
   });
 
   it('answers with claims no caller can change', async () => {
