@@ -56,13 +56,18 @@ export function createLockout(deps: { store: Store; clock: Clock; secrets: Serve
   const ipKey = (ip: string | undefined) => `lockout:ip:${lockoutAddress(ip)}`;
 
   /**
-   * Milliseconds until the block on `key` ends (0: not blocked). Never more than a lock
-   * lasts: the block's record expires in the store after at most that long, so a clock
-   * that stepped back must not announce (Retry-After) a longer wait.
+   * Milliseconds until the later of the blocks on `keys` ends (0: none blocked), in one
+   * read. Never more than a lock lasts: the block's record expires in the store after at
+   * most that long, so a clock that stepped back must not announce (Retry-After) a longer
+   * wait.
    */
-  async function blockedFor(key: string): Promise<number> {
-    const until = Number(await store.get(`${key}:until`));
-    return Number.isFinite(until) ? Math.min(policy().lockSeconds * 1000, Math.max(0, until - clock.now())) : 0;
+  async function blockedFor(...keys: string[]): Promise<number> {
+    const untils = await store.getMany(keys.map((key) => `${key}:until`));
+    const lockMs = policy().lockSeconds * 1000;
+    return Math.max(0, ...untils.map((raw) => {
+      const until = Number(raw);
+      return raw !== null && Number.isFinite(until) ? Math.min(lockMs, Math.max(0, until - clock.now())) : 0;
+    }));
   }
 
   async function block(key: string, ms: number): Promise<void> {
@@ -91,7 +96,7 @@ export function createLockout(deps: { store: Store; clock: Clock; secrets: Serve
   async function begin(email: string, facts: RequestFacts, actor = 'anonymous'): Promise<LoginAttempt> {
     const account = accountKey(email);
     const ip = ipKey(facts.ip);
-    const wait = Math.max(await blockedFor(account), await blockedFor(ip));
+    const wait = await blockedFor(account, ip);
     if (wait > 0) throw locked(wait);
 
     const current = policy();
@@ -103,7 +108,7 @@ export function createLockout(deps: { store: Store; clock: Clock; secrets: Serve
     // A concurrent attempt may have locked the account between the check above and this
     // count; the lock restarted the count, so this attempt would pass as the first of a new
     // window. Looking again now that it is counted closes that gap.
-    const since = Math.max(await blockedFor(account), await blockedFor(ip));
+    const since = await blockedFor(account, ip);
     if (since > 0) throw locked(since);
 
     return {

@@ -44,8 +44,8 @@ export function createLoginService(deps: { users: UserRepository; lockout: Locko
     // With MFA on, the failure count stands until the second factor is right too, so that
     // knowing the password does not reset the count of code guesses.
     if (mfa.isEnabled(user)) return { ok: true, user, mfaRequired: true, attempt };
-    await attempt.succeed();
-    await succeeded(user, PASSWORD_ONLY, channel, facts);
+    // Independent writes: one round trip for both.
+    await Promise.all([attempt.succeed(), succeeded(user, PASSWORD_ONLY, channel, facts)]);
     return { ok: true, user, mfaRequired: false, attempt };
   }
 
@@ -61,8 +61,7 @@ export function createLoginService(deps: { users: UserRepository; lockout: Locko
       await failed(user.id, user.email, 'second_factor', channel, facts);
       return null;
     }
-    await current.succeed();
-    await succeeded(user, PASSWORD_AND_OTP, channel, facts);
+    await Promise.all([current.succeed(), succeeded(user, PASSWORD_AND_OTP, channel, facts)]);
     return PASSWORD_AND_OTP;
   }
 

@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { createTestUser, type TestUser } from '../support/user-token.ts';
 import { auditEvents, call, login, totpAt } from '../support/auth-client.ts';
 import { CookieJar, follow, submit } from '../support/form-login.ts';
+import { startRespProxy, type RespProxy } from '../support/resp-proxy.ts';
 
 /** A JSON POST sent from a chosen local address (127.0.0.2 is another client on loopback). */
 function postFrom(localAddress: string, url: string, body: unknown): Promise<{ status: number; body: any; retryAfter?: string }> {
@@ -171,5 +172,34 @@ describe('per-address lock behind a trusted proxy (TRUST_PROXY, 4 failures per a
 
     server.clock.advance(901_000);
     expect((await from(attacker, a.email, a.password)).status).toBe(200);
+  });
+});
+
+describe('the lockout costs few round trips on a good sign-in', () => {
+  let proxy: RespProxy;
+  let server: TestServer;
+  let user: TestUser;
+
+  beforeAll(async () => {
+    const url = new URL(inject('redisUrl'));
+    proxy = await startRespProxy({ host: url.hostname, port: Number(url.port) });
+    server = await startTestServer({ redisUrl: proxy.url });
+    user = await createTestUser(server, ['cmdb.read'], 'trips');
+  });
+  afterAll(async () => {
+    await server?.close();
+    await proxy?.close();
+  });
+
+  it('reads the account\'s and the address\'s locks in one write, twice, and clears the count with the audit event', async () => {
+    proxy.takeBatches();
+    expect((await login(server, { email: user.email, password: user.password })).status).toBe(200);
+    const batches = proxy.takeBatches();
+    const lockKeys = (batch: string[][]) => batch.flatMap((args) => args.slice(1)).filter((key) => key.endsWith(':until'));
+    const lockReads = batches.filter((batch) => batch.some((args) => ['get', 'mget'].includes(args[0]) && args.slice(1).some((key) => key.endsWith(':until'))));
+    // Before the count, after it (closing the gap with a concurrent lock), and the address after the password check.
+    expect(lockReads.map(lockKeys).map((keys) => keys.map((key) => key.replace(/.*lockout:(acct|ip):.*/, '$1')).sort())).toEqual([['acct', 'ip'], ['acct', 'ip'], ['ip']]);
+    const clear = batches.find((batch) => batch.some((args) => args[0] === 'del' && args.some((key) => key.includes('lockout:acct:'))));
+    expect(clear?.some((args) => args[0] === 'xadd'), 'the login.success event in the same write').toBe(true);
   });
 });
