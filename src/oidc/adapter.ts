@@ -34,8 +34,18 @@ const SEAL_PURPOSE = 'oidc-id';
  * repository; every other model is JSON with the provider's TTL. Tokens of one grant are
  * indexed so that revoking the grant (logout, refresh-token reuse) removes them all.
  */
-export function createAdapterFactory(deps: { store: Store; clients: ClientRepository; clock: Clock; secrets: ServerSecrets }) {
-  const { store, clients, clock, secrets } = deps;
+export function createAdapterFactory(deps: {
+  store: Store;
+  clients: ClientRepository;
+  clock: Clock;
+  secrets: ServerSecrets;
+  /** The provider request in flight (oidc-provider's own context), if any. */
+  currentRequest?: () => object | undefined;
+  /** Hears a code or refresh token just read within a request, to start reading its account. */
+  onRedeemableFound?: (request: object, payload: AdapterPayload) => void;
+}) {
+  const { store, clients, clock, secrets, currentRequest = () => undefined, onRedeemableFound } = deps;
+  const early = createEarlyReads(store);
 
   return class StoreAdapter implements Adapter {
     readonly model: string;
@@ -56,6 +66,7 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       if (this.model === 'Client') throw new Error('clients are written through the client repository');
       const key = this.key(id);
+      early.drop(currentRequest(), key);
       const ttlMs = expiresIn ? expiresIn * 1000 : undefined;
       const stored = this.secretIds ? { ...payload, jti: undefined } : payload;
       // The record and its indexes in one round trip. An index entry without its record is
@@ -78,14 +89,23 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return ((await clients.find(id)) ?? undefined) as AdapterPayload | undefined;
       const key = this.key(id);
+      const request = currentRequest();
       // A consumable token and its consumed marker in one read.
-      const [raw, consumed] = this.consumable ? await store.getMany([key, consumedKey(key)]) : [await store.get(key), null];
+      const [raw, consumed] = this.consumable
+        ? await store.getMany([key, consumedKey(key)])
+        : [await (early.take(request, key) ?? store.get(key)), null];
       if (!raw) return undefined;
       const payload = JSON.parse(raw) as AdapterPayload;
       if (consumed !== null) payload.consumed = Number(consumed) || true;
       if (this.consumable && typeof payload.exp === 'number') {
         if (this.expiries.size >= MAX_PENDING_EXPIRIES) this.expiries.clear();
         this.expiries.set(id, payload.exp);
+      }
+      // The provider reads a redeemed token's grant, then its account, one round trip each:
+      // both reads start now, together.
+      if (this.consumable && request) {
+        if (payload.grantId) early.start(request, oidcKey('Grant', payload.grantId));
+        onRedeemableFound?.(request, payload);
       }
       return this.secretIds ? { ...payload, jti: id } : payload;
     }
@@ -143,12 +163,43 @@ export function createAdapterFactory(deps: { store: Store; clients: ClientReposi
     }
 
     async destroy(id: string): Promise<void> {
-      await store.del([this.key(id)]);
+      const key = this.key(id);
+      early.drop(currentRequest(), key);
+      await store.del([key]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       await revokeGrant(store, grantId);
     }
+  };
+}
+
+/**
+ * Store reads started ahead of the lookup that needs them, held for the request that
+ * started them. A lookup takes its read once: a second lookup of the same key, or one
+ * after the request wrote or deleted it, asks the store again.
+ */
+function createEarlyReads(store: Store) {
+  const byRequest = new WeakMap<object, Map<string, Promise<string | null>>>();
+  return {
+    start(request: object, key: string): void {
+      let reads = byRequest.get(request);
+      if (!reads) byRequest.set(request, (reads = new Map()));
+      if (reads.has(key)) return;
+      const read = store.get(key);
+      // Nobody may take it (the provider refused the token first): no unhandled rejection.
+      read.catch(() => undefined);
+      reads.set(key, read);
+    },
+    take(request: object | undefined, key: string): Promise<string | null> | undefined {
+      const reads = request && byRequest.get(request);
+      const read = reads?.get(key);
+      if (read) reads!.delete(key);
+      return read;
+    },
+    drop(request: object | undefined, key: string): void {
+      if (request) byRequest.get(request)?.delete(key);
+    },
   };
 }
 

@@ -44,7 +44,14 @@ export function buildProvider(deps: Deps): Provider {
   const userOfRequest = perRequest((id) => deps.users.findById(id));
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory({ store, clients, clock, secrets }),
+    adapter: createAdapterFactory({
+      store, clients, clock, secrets,
+      currentRequest: () => Provider.ctx,
+      // The user behind a code or refresh token being redeemed, read alongside its grant.
+      onRedeemableFound: (request, payload) => {
+        if (payload.accountId && !isServiceAccountId(payload.accountId)) userOfRequest(request, payload.accountId).catch(() => undefined);
+      },
+    }),
     clients: [],
     findAccount: createFindAccount(deps, userOfRequest),
     jwks: { keys: providerSigningKeys(keyRing.providerJwks().keys) } as Configuration['jwks'],

@@ -1,0 +1,62 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { startRespProxy, type RespProxy } from '../support/resp-proxy.ts';
+import { codeFlowTokens } from '../support/user-token.ts';
+
+// oidc-provider redeems a refresh token by reading the token, then its grant, then its
+// account: the adapter starts the last two together once the token is read.
+describe('redeeming a refresh token at /oauth/token (Redis, through a RESP proxy)', () => {
+  let proxy: RespProxy;
+  let server: TestServer;
+  let basic: string;
+
+  beforeAll(async () => {
+    const url = new URL(inject('redisUrl'));
+    proxy = await startRespProxy({ host: url.hostname, port: Number(url.port) });
+    server = await startTestServer({ redisUrl: proxy.url });
+    basic = `Basic ${Buffer.from(`${server.demoClient.client_id}:${server.demoClient.client_secret}`).toString('base64')}`;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await proxy?.close();
+  });
+
+  const refresh = async (refreshToken: string) => {
+    const res = await fetch(`${server.url}/oauth/token`, {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const reads = (batch: string[][], pattern: RegExp) => batch.some((args) => args[0] === 'get' && pattern.test(args[1] ?? ''));
+
+  it('reads the grant and the user in one write, and answers as before', async () => {
+    const { tokens } = await codeFlowTokens(server, server.admin, 'openid offline_access cmdb.read');
+    proxy.takeBatches();
+    const first = await refresh(tokens.refresh_token!);
+    expect(first.status).toBe(200);
+    const batches = proxy.takeBatches();
+    const grantRead = batches.find((batch) => reads(batch, /oidc:Grant:/));
+    expect(grantRead, 'the grant read').toBeDefined();
+    expect(reads(grantRead!, /:user:usr_/), 'the user read in the same write').toBe(true);
+    expect(batches.filter((batch) => reads(batch, /:user:usr_/)), 'the user read once').toHaveLength(1);
+    // The rate limit, the token, the grant and user, the consumed marker, the new token.
+    expect(batches).toHaveLength(5);
+
+    // The rotated token works; the spent one is reuse, which ends the login.
+    const second = await refresh(first.body.refresh_token);
+    expect(second.status).toBe(200);
+    expect((await refresh(first.body.refresh_token)).status).toBe(400);
+    expect((await refresh(second.body.refresh_token)).body.error).toBe('invalid_grant');
+  });
+
+  it('a grant revoked after an earlier refresh is read afresh: the next refresh is refused', async () => {
+    const { tokens } = await codeFlowTokens(server, server.admin, 'openid offline_access cmdb.read');
+    const first = await refresh(tokens.refresh_token!);
+    expect(first.status).toBe(200);
+    const claims = JSON.parse(Buffer.from(first.body.access_token.split('.')[1], 'base64url').toString());
+    await server.store.del([`oidc:Grant:${claims.gid}`]);
+    expect((await refresh(first.body.refresh_token)).body.error).toBe('invalid_grant');
+  });
+});
