@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
-import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { startTestServer, startTestServerBehindProxy, type TestServer } from '../support/test-server.ts';
 import { createTestUser, type TestUser } from '../support/user-token.ts';
 import { auditEvents, call, login, totpAt } from '../support/auth-client.ts';
 import { CookieJar, follow, submit } from '../support/form-login.ts';
-import { startRespProxy, type RespProxy } from '../support/resp-proxy.ts';
+import type { RespProxy } from '../support/resp-proxy.ts';
 
 /** A JSON POST sent from a chosen local address (127.0.0.2 is another client on loopback). */
 function postFrom(localAddress: string, url: string, body: unknown): Promise<{ status: number; body: any; retryAfter?: string }> {
@@ -178,18 +178,14 @@ describe('per-address lock behind a trusted proxy (TRUST_PROXY, 4 failures per a
 describe('the lockout costs few round trips on a good sign-in', () => {
   let proxy: RespProxy;
   let server: TestServer;
+  let close: () => Promise<void>;
   let user: TestUser;
 
   beforeAll(async () => {
-    const url = new URL(inject('redisUrl'));
-    proxy = await startRespProxy({ host: url.hostname, port: Number(url.port) });
-    server = await startTestServer({ redisUrl: proxy.url });
+    ({ server, proxy, close } = await startTestServerBehindProxy());
     user = await createTestUser(server, ['cmdb.read'], 'trips');
   });
-  afterAll(async () => {
-    await server?.close();
-    await proxy?.close();
-  });
+  afterAll(() => close?.());
 
   it('reads the account\'s and the address\'s locks in one write, twice, and clears the count with the audit event', async () => {
     proxy.takeBatches();

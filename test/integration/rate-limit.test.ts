@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
-import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { startRespProxy, type RespProxy } from '../support/resp-proxy.ts';
+import { startTestServer, startTestServerBehindProxy, type TestServer } from '../support/test-server.ts';
+import type { RespProxy } from '../support/resp-proxy.ts';
 
 const run = promisify(execFile);
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -211,19 +211,15 @@ describe('buckets per credential', () => {
 describe('the count rides with the store\'s last check of the credential', () => {
   let proxy: RespProxy;
   let server: TestServer;
+  let close: () => Promise<void>;
   let user: Awaited<ReturnType<TestServer['deps']['users']['create']>>;
 
   beforeAll(async () => {
-    const url = new URL(inject('redisUrl'));
-    proxy = await startRespProxy({ host: url.hostname, port: Number(url.port) });
-    server = await startTestServer({ redisUrl: proxy.url, config: { rateLimitPerHour: 20, rateLimitBurst: 1000 } });
+    ({ server, proxy, close } = await startTestServerBehindProxy({ config: { rateLimitPerHour: 20, rateLimitBurst: 1000 } }));
     const email = `rt-${randomAlphanumeric(6).toLowerCase()}@example.test`;
     user = await server.deps.users.create({ email, password: 'Some-Password-123!', name: 'rt', scopes: ['cmdb.read', 'reports.read'] });
   });
-  afterAll(async () => {
-    await server?.close();
-    await proxy?.close();
-  });
+  afterAll(() => close?.());
 
   const newKey = async (scopes: string[]) =>
     (await server.deps.apiKeys.create({ ownerId: user.id, grantableScopes: user.scopes, name: `k-${randomAlphanumeric(6)}`, scopes, allowedIps: [] })).key;

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { startRespProxy, type RespProxy } from '../support/resp-proxy.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServerBehindProxy, type TestServer } from '../support/test-server.ts';
+import type { RespProxy } from '../support/resp-proxy.ts';
 import { codeFlowTokens } from '../support/user-token.ts';
 
 // oidc-provider redeems a refresh token by reading the token, then its grant, then its
@@ -8,18 +8,14 @@ import { codeFlowTokens } from '../support/user-token.ts';
 describe('redeeming a refresh token at /oauth/token (Redis, through a RESP proxy)', () => {
   let proxy: RespProxy;
   let server: TestServer;
+  let close: () => Promise<void>;
   let basic: string;
 
   beforeAll(async () => {
-    const url = new URL(inject('redisUrl'));
-    proxy = await startRespProxy({ host: url.hostname, port: Number(url.port) });
-    server = await startTestServer({ redisUrl: proxy.url });
+    ({ server, proxy, close } = await startTestServerBehindProxy());
     basic = `Basic ${Buffer.from(`${server.demoClient.client_id}:${server.demoClient.client_secret}`).toString('base64')}`;
   });
-  afterAll(async () => {
-    await server?.close();
-    await proxy?.close();
-  });
+  afterAll(() => close?.());
 
   const refresh = async (refreshToken: string) => {
     const res = await fetch(`${server.url}/oauth/token`, {
@@ -27,7 +23,7 @@ describe('redeeming a refresh token at /oauth/token (Redis, through a RESP proxy
       headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
     });
-    return { status: res.status, body: await res.json() };
+    return { status: res.status, body: (await res.json()) as { refresh_token: string; access_token: string; error?: string } };
   };
   const reads = (batch: string[][], pattern: RegExp) => batch.some((args) => args[0] === 'get' && pattern.test(args[1] ?? ''));
 

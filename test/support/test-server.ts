@@ -10,6 +10,7 @@ import { buildDeps, type Deps } from '../../src/deps.ts';
 import { bootstrap, DEMO_CLIENT_ID } from '../../src/bootstrap.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
+import { startRespProxy, type RespProxy } from './resp-proxy.ts';
 
 export const ADMIN_EMAIL = 'admin@example.test';
 export const ADMIN_PASSWORD = 'Admin-Password-123!';
@@ -81,6 +82,30 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     async close() {
       await running.close();
       await store.close();
+    },
+  };
+}
+
+/**
+ * A test server whose Redis traffic passes through a RESP proxy in front of the run's
+ * Redis, for tests that read which commands go out in which write (round trips).
+ */
+export async function startTestServerBehindProxy(options: Omit<TestServerOptions, 'redisUrl' | 'store'> = {}): Promise<{ server: TestServer; proxy: RespProxy; close(): Promise<void> }> {
+  const url = new URL(inject('redisUrl'));
+  const proxy = await startRespProxy({ host: url.hostname, port: Number(url.port) });
+  let server: TestServer;
+  try {
+    server = await startTestServer({ ...options, redisUrl: proxy.url });
+  } catch (err) {
+    await proxy.close();
+    throw err;
+  }
+  return {
+    server,
+    proxy,
+    async close() {
+      await server.close();
+      await proxy.close();
     },
   };
 }
