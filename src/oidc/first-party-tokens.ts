@@ -11,6 +11,7 @@ import { constantTimeEqual } from '../domain/secrets.ts';
 import type { User } from '../domain/users.ts';
 import { AppError } from '../errors/app-error.ts';
 import { revokeGrant } from './account-sessions.ts';
+import { rememberCheckedOwner } from './checked-owner.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
 
 /**
@@ -100,7 +101,14 @@ export function createFirstPartyTokens(
     return from.filter((s) => known.has(s) && heldSet.has(s)).join(' ');
   }
 
-  async function mint(p: Provider, client: Client, family: Family): Promise<IssuedTokens> {
+  /**
+   * `checkedOwner`: the user as this request read it together with the login's grant, when
+   * it did (a refresh): the token's scopes are narrowed to that read. A scope removed after
+   * it is followed by the revocation of the user's grants, this one included. Without it
+   * (a new login, whose grant is saved after the user was read) the token's signing reads
+   * the user again.
+   */
+  async function mint(p: Provider, client: Client, family: Family, checkedOwner?: User): Promise<IssuedTokens> {
     const { accessTokenTtl } = settings.current().tokens;
     const now = epochSeconds(clock);
 
@@ -125,6 +133,7 @@ export function createFirstPartyTokens(
     access.scope = family.scope;
     access.iat = now;
     access.exp = now + accessTokenTtl;
+    if (checkedOwner) rememberCheckedOwner(access, checkedOwner);
     const token = await access.save();
 
     return { token, refreshToken, expiresIn: accessTokenTtl, tokenType: 'Bearer', grantId: family.grantId, refreshExpiresAt: family.exp };
@@ -196,7 +205,7 @@ export function createFirstPartyTokens(
       iiat: presented.iiat ?? presented.iat,
       rotations: (presented.rotations ?? 0) + 1,
       exp: presented.exp!,
-    });
+    }, user);
   }
 
   /** Ends a login: its grant, every refresh token of the family and (through `gid`) its access tokens. */

@@ -11,7 +11,7 @@ import { perRequest } from './per-request.ts';
 import { jwtTokenEndpointsMiddleware } from './jwt-token-endpoints.ts';
 import { registerJwtBearerGrant } from './jwt-bearer-grant.ts';
 import { isServiceAccountId } from '../domain/service-accounts.ts';
-import { checkedOwnerOf } from './service-account-tokens.ts';
+import { checkedOwnerOf } from './checked-owner.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
 
 export const oauthRoutes = {
@@ -132,11 +132,11 @@ export function buildProvider(deps: Deps): Provider {
           let scopes = parseScope(jwt.payload.scope as string | undefined);
           const { accountId, grantId } = token as { accountId?: string; grantId?: string };
           if (accountId) {
-            // A service account (sa_…) is held to its current scopes the same way: as its
-            // minter read it after saving the token's grant, or read now.
-            const owner = isServiceAccountId(accountId)
-              ? checkedOwnerOf(token) ?? await deps.serviceAccounts.get(accountId)
-              : await userOfRequest(ctx, accountId);
+            // A service account (sa_…) is held to its current scopes the same way. The owner
+            // as the minting code has just read it (checked-owner.ts), else read now.
+            const owner = checkedOwnerOf(token) ?? (isServiceAccountId(accountId)
+              ? await deps.serviceAccounts.get(accountId)
+              : await userOfRequest(ctx, accountId));
             const held = new Set(owner?.scopes ?? []);
             scopes = scopes.filter((s) => isOidcScope(s) || held.has(s));
             jwt.payload.scope = scopes.join(' ') || undefined;

@@ -4,6 +4,7 @@ import { epochSeconds, type Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { ScopeCatalog } from '../domain/scopes.ts';
 import type { ServiceAccount, ServiceAccountRepository } from '../domain/service-accounts.ts';
+import { rememberCheckedOwner } from './checked-owner.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -19,14 +20,6 @@ export interface TokenResponse {
 }
 
 export type MintOutcome = { ok: true; body: TokenResponse } | { ok: false; reason: 'disabled' };
-
-/**
- * The account as read after a token's grant was saved, by the token about to be signed
- * with it: the JWT customizer (provider.ts) narrows the token's scopes to this read
- * instead of reading the account once more.
- */
-const checkedOwners = new WeakMap<object, Pick<ServiceAccount, 'scopes'>>();
-export const checkedOwnerOf = (token: object): Pick<ServiceAccount, 'scopes'> | undefined => checkedOwners.get(token);
 
 /**
  * Issues a service account's access token through the provider's own models, so it is
@@ -71,7 +64,7 @@ export function createServiceAccountTokenMinter(deps: { config: Config; clock: C
     token.resourceServer = resourceServer;
     token.iat = now;
     token.exp = now + ttl;
-    checkedOwners.set(token, current);
+    rememberCheckedOwner(token, current);
     const accessToken = await token.save();
     return { ok: true, body: { access_token: accessToken, token_type: 'Bearer', expires_in: ttl, scope } };
   }

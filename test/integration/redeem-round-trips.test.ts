@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServerBehindProxy, type TestServer } from '../support/test-server.ts';
 import type { RespProxy } from '../support/resp-proxy.ts';
-import { codeFlowTokens } from '../support/user-token.ts';
+import { codeFlowTokens, createTestUser } from '../support/user-token.ts';
 
 // oidc-provider redeems a refresh token by reading the token, then its grant, then its
-// account: the adapter starts the last two together once the token is read.
+// account: the adapter starts the last two together once the token is read. The
+// first-party refresh reads them together itself, and signs with that read of the user.
 describe('redeeming a refresh token at /oauth/token (Redis, through a RESP proxy)', () => {
   let proxy: RespProxy;
   let server: TestServer;
@@ -45,6 +46,23 @@ describe('redeeming a refresh token at /oauth/token (Redis, through a RESP proxy
     expect(second.status).toBe(200);
     expect((await refresh(first.body.refresh_token)).status).toBe(400);
     expect((await refresh(second.body.refresh_token)).body.error).toBe('invalid_grant');
+  });
+
+  it('at /v1/auth/refresh, reads the user once, with the grant: the access token\'s scopes come from that read', async () => {
+    const user = await createTestUser(server, ['cmdb.read', 'reports.read'], 'redeem');
+    const login = (await (await fetch(`${server.url}/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: user.email, password: user.password }),
+    })).json()) as { refreshToken: string };
+    proxy.takeBatches();
+    const res = await fetch(`${server.url}/v1/auth/refresh`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refreshToken: login.refreshToken }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { token: string };
+    const userReads = proxy.takeBatches().filter((batch) => reads(batch, /:user:usr_/));
+    expect(userReads, 'one user read').toHaveLength(1);
+    expect(reads(userReads[0], /oidc:Grant:/), 'with the grant').toBe(true);
+    expect(JSON.parse(Buffer.from(body.token.split('.')[1], 'base64url').toString()).scopes).toEqual(['cmdb.read', 'reports.read']);
   });
 
   it('a grant revoked after an earlier refresh is read afresh: the next refresh is refused', async () => {
