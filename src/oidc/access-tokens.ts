@@ -37,6 +37,14 @@ export const MAX_IAT_SKEW_SECONDS = 60;
 const VERIFIED_CACHE_MAX = 10_000;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
+/** The protected-header members the check reads. */
+interface JwsHeader {
+  alg?: VerifiableAlg;
+  kid?: string;
+  typ?: string;
+  crit?: unknown;
+}
+
 /** A media type as JOSE compares it: case-insensitive, "application/" implied (RFC 7515 §4.1.9). */
 const normalizedTyp = (typ: string): string => typ.toLowerCase().replace(/^application\//, '');
 
@@ -65,14 +73,16 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
     if (!looksLikeJwt(token)) return { ok: false, reason: 'malformed' };
     // A remembered token's header was decoded and checked when it was first verified.
     const seen = verified.get(token);
+    let header: JwsHeader | undefined;
     let alg = seen?.alg;
     let kid = seen?.kid;
     if (!seen) {
       try {
-        ({ alg, kid } = decodeProtectedHeader(token) as { alg?: VerifiableAlg; kid?: string });
+        header = decodeProtectedHeader(token) as JwsHeader;
       } catch {
         return { ok: false, reason: 'malformed' };
       }
+      ({ alg, kid } = header);
       // Only our asymmetric algorithms: refuses alg "none" and HMAC confusion outright.
       if (!alg || !(signingAlgs as readonly string[]).includes(alg)) return { ok: false, reason: 'signature' };
     }
@@ -82,7 +92,7 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
     if (seen && seen.key === key) {
       claims = seen.claims;
     } else {
-      const checked = checkSigned(token, alg!, key);
+      const checked = checkSigned(token, alg!, key, header);
       if (!('claims' in checked)) return checked;
       claims = checked.claims;
       if (verified.size >= VERIFIED_CACHE_MAX) verified.clear();
@@ -114,10 +124,11 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
    * no critical extensions, our issuer, and the claims every token of ours carries, with
    * their types. Times are checked by the caller on every call.
    */
-  function checkSigned(token: string, alg: VerifiableAlg, key: KeyObject): { claims: AccessTokenClaims } | { ok: false; reason: 'signature' | 'claims' } {
+  function checkSigned(token: string, alg: VerifiableAlg, key: KeyObject, decoded?: JwsHeader): { claims: AccessTokenClaims } | { ok: false; reason: 'signature' | 'claims' } {
     const payload = verifyCompactJws(token, alg, key);
     if (!payload) return { ok: false, reason: 'signature' };
-    const header = decodeProtectedHeader(token);
+    // Decoded already, unless a remembered token is checked again under a reloaded key.
+    const header = decoded ?? (decodeProtectedHeader(token) as JwsHeader);
     if (header.crit !== undefined || typeof header.typ !== 'string' || normalizedTyp(header.typ) !== 'at+jwt') return { ok: false, reason: 'claims' };
     let parsed: unknown;
     try {
