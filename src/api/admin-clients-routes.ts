@@ -20,6 +20,7 @@ const clientView = z.object({
   token_endpoint_auth_method: z.string().optional(),
   scope: z.string().optional(),
   client_id_issued_at: z.number().optional(),
+  id_token_signed_response_alg: z.string().optional(),
 }).catchall(z.unknown());
 const withSecret = clientView.extend({ client_secret: z.string().optional().describe('shown only in this response (confidential clients)') });
 

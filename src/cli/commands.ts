@@ -5,6 +5,7 @@ import type { AdminServices } from '../admin-services.ts';
 import type { Deps } from '../deps.ts';
 import { longestTokenLifetimeMs } from '../deps.ts';
 import { cliActor } from '../domain/admin-actor.ts';
+import { SIGNING_ALGS } from '../domain/signing-algs.ts';
 import { createClientSchema } from '../domain/client-registration.ts';
 import { randomAlphanumeric } from '../domain/ids.ts';
 import { rotateSigningKeys } from '../domain/key-rotation.ts';
@@ -86,6 +87,7 @@ export const commands: Record<string, (ctx: CommandContext) => Promise<CommandRe
       ...(str(values, 'auth-method') ? { token_endpoint_auth_method: str(values, 'auth-method') } : {}),
       ...(str(values, 'scope') ? { scope: str(values, 'scope') } : {}),
       ...(str(values, 'client-id') ? { client_id: str(values, 'client-id') } : {}),
+      ...(str(values, 'id-token-alg') ? { id_token_signed_response_alg: str(values, 'id-token-alg') } : {}),
     }, 'client');
     const { client, clientSecret } = await admin.clientAdmin.create(body, actorFor(deps));
     const lines = [`created client ${client.client_id} (${client.token_endpoint_auth_method}) grants: ${(client.grant_types ?? []).join(' ')}`];
@@ -99,7 +101,7 @@ export const commands: Record<string, (ctx: CommandContext) => Promise<CommandRe
     if (!scopes?.length) throw new UsageError('--scopes is required');
     const path = resolve(required(values, 'key-file'));
     const alg = str(values, 'alg');
-    if (alg && !['RS256', 'PS256', 'ES256', 'EdDSA'].includes(alg)) throw new UsageError('--alg must be RS256, PS256, ES256 or EdDSA');
+    if (alg && !(SIGNING_ALGS as readonly string[]).includes(alg)) throw new UsageError('--alg must be RS256, PS256, ES256 or EdDSA');
     // Claim the path first (exclusive create, owner-only): nothing is created if it is taken.
     let file;
     try {

@@ -18,6 +18,7 @@ const options = {
   'auth-method': { type: 'string' },
   scope: { type: 'string' },
   'client-id': { type: 'string' },
+  'id-token-alg': { type: 'string' },
   'key-file': { type: 'string' },
   alg: { type: 'string' },
   type: { type: 'string' },
@@ -35,7 +36,7 @@ const options = {
 const accepted: Record<string, string[]> = {
   'create-admin': ['email', 'name', 'password-stdin'],
   'create-user': ['email', 'name', 'scopes', 'password-stdin', 'invite'],
-  'create-client': ['name', 'redirect-uri', 'grant-type', 'auth-method', 'scope', 'client-id'],
+  'create-client': ['name', 'redirect-uri', 'grant-type', 'auth-method', 'scope', 'client-id', 'id-token-alg'],
   'create-service-account': ['name', 'scopes', 'key-file', 'alg'],
   'rotate-keys': [],
   audit: ['type', 'actor', 'subject', 'outcome', 'since', 'until', 'limit'],

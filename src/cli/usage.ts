@@ -26,6 +26,7 @@ Commands:
       --auth-method <method>  none | client_secret_basic (default) | client_secret_post | private_key_jwt
       --scope "<a b ...>"     scopes the client may request (default: openid)
       --client-id <id>        chosen id (default: generated)
+      --id-token-alg <alg>    RS256 (default) | PS256 | ES256 | EdDSA: how its ID tokens are signed
   create-service-account  A service account with a generated key pair; the key file is written once
       --name <name>           required
       --scopes <a,b,...>      required

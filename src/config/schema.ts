@@ -1,12 +1,11 @@
 import { z } from 'zod';
+import { SIGNING_ALGS } from '../domain/signing-algs.ts';
 
 const seconds = (def: number) => z.coerce.number().int().positive().default(def);
 const bool = (def: boolean) =>
   z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean()).default(def);
 const csv = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
 const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
-
-export const signingAlgs = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const;
 
 /** A JSON value given as text in an environment variable (left as is when it does not parse, so the schema names the problem). */
 const jsonText = <T extends z.ZodType>(schema: T) =>
@@ -69,7 +68,7 @@ export const settings = {
   logBufferMs: { env: 'LOG_BUFFER_MS', schema: z.coerce.number().int().min(0).max(10_000).default(250), doc: 'log lines are gathered and written at most this many ms later (one write for many lines); written out on exit, so only a process killed outright (SIGKILL, OOM) loses the last ones; 0 writes each line at once' },
   logLevel: { env: 'LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), doc: 'pino log level' },
   apiAudience: { env: 'API_AUDIENCE', schema: httpUrl.optional(), doc: 'aud of access tokens (the API they are for); default PUBLIC_URL' },
-  accessTokenAlg: { env: 'ACCESS_TOKEN_ALG', schema: z.enum(signingAlgs).default('ES256'), doc: 'JWS algorithm of access tokens' },
+  accessTokenAlg: { env: 'ACCESS_TOKEN_ALG', schema: z.enum(SIGNING_ALGS).default('ES256'), doc: 'JWS algorithm of access tokens' },
   tokenFastPath: { env: 'TOKEN_FAST_PATH', schema: bool(true), doc: 'answer the two busiest back-channel calls, a client_credentials token request and the introspection of a JWT access token by a client using HTTP Basic, without the provider\'s generic pipeline (same answer, about half the CPU); every other request, and every failure, still goes through the provider' },
   accessTokenTtl: { env: 'ACCESS_TOKEN_TTL', schema: seconds(900), doc: 'access token lifetime, seconds' },
   refreshTokenTtl: { env: 'REFRESH_TOKEN_TTL', schema: seconds(7 * 24 * 3600), doc: 'refresh token lifetime, seconds' },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseScope, SCOPE_SYNTAX } from './scopes.ts';
+import { SIGNING_ALGS } from './signing-algs.ts';
 
 /**
  * The rules for OAuth clients an admin registers (RFC 7591 names). The provider's own
@@ -70,6 +71,7 @@ const clientFields = {
   scope: z.string().max(2000).regex(SCOPE_SYNTAX, 'space-separated scope names'),
   jwks_uri: z.string().url().refine((u) => u.startsWith('https://'), 'must use https'),
   jwks: jwksSchema,
+  id_token_signed_response_alg: z.enum(SIGNING_ALGS),
 };
 
 export const createClientSchema = z.object({
@@ -83,6 +85,7 @@ export const createClientSchema = z.object({
   scope: clientFields.scope.optional().describe('scopes the client may request; default: openid'),
   jwks_uri: clientFields.jwks_uri.optional(),
   jwks: clientFields.jwks.optional(),
+  id_token_signed_response_alg: clientFields.id_token_signed_response_alg.optional().describe('JWS algorithm of its ID tokens; default RS256 (OpenID Connect Core)'),
 }).strict();
 
 export const updateClientSchema = z.object({
@@ -95,6 +98,7 @@ export const updateClientSchema = z.object({
   scope: clientFields.scope.optional(),
   jwks_uri: clientFields.jwks_uri.nullable().optional(),
   jwks: clientFields.jwks.nullable().optional(),
+  id_token_signed_response_alg: clientFields.id_token_signed_response_alg.nullable().optional().describe('null: back to the default, RS256'),
 }).strict().refine((v) => Object.keys(v).length > 0, 'nothing to change');
 
 export type CreateClientInput = z.output<typeof createClientSchema>;

@@ -5,7 +5,7 @@ import type { Store } from '../store/store.ts';
 import type { ClientRepository } from '../domain/clients.ts';
 import { oidcKey } from './adapter.ts';
 import type { KeyRing } from './key-ring.ts';
-import { signingAlgs } from '../config/schema.ts';
+import { SIGNING_ALGS } from '../domain/signing-algs.ts';
 import { verifyCompactJws, type VerifiableAlg } from '../domain/jws-signature.ts';
 
 export interface AccessTokenClaims extends JWTPayload {
@@ -84,7 +84,7 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
       }
       ({ alg, kid } = header);
       // Only our asymmetric algorithms: refuses alg "none" and HMAC confusion outright.
-      if (!alg || !(signingAlgs as readonly string[]).includes(alg)) return { ok: false, reason: 'signature' };
+      if (!alg || !(SIGNING_ALGS as readonly string[]).includes(alg)) return { ok: false, reason: 'signature' };
     }
     const key = await keyRing.verificationKey(kid);
     if (!key) return { ok: false, reason: 'signature' };

@@ -12,6 +12,7 @@ import { jwtTokenEndpointsMiddleware } from './jwt-token-endpoints.ts';
 import { registerJwtBearerGrant } from './jwt-bearer-grant.ts';
 import { isServiceAccountId } from '../domain/service-accounts.ts';
 import { checkedOwnerOf } from './checked-owner.ts';
+import { SIGNING_ALGS } from '../domain/signing-algs.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
 
 export const oauthRoutes = {
@@ -31,7 +32,7 @@ export const oauthRoutes = {
 } as const;
 
 /** JWS algorithms we sign and accept; symmetric ones are left out on purpose (client secrets are stored hashed). */
-const asymmetricAlgs = ['ES256', 'EdDSA', 'RS256', 'PS256'];
+const asymmetricAlgs = [...SIGNING_ALGS];
 
 /**
  * Builds the oidc-provider instance from our dependencies. Called again (cheaply) when

@@ -4,6 +4,9 @@ import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { createTestUser, userAccessToken } from '../support/user-token.ts';
 import { ALL_ADMIN, api } from '../support/admin-client.ts';
 import { introspect } from '../support/auth-client.ts';
+import { signInThroughForms } from '../support/form-login.ts';
+import * as oidc from 'openid-client';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 
 /** client_credentials at /oauth/token with HTTP Basic; returns the status and body. */
 async function clientCredentials(url: string, id: string, secret: string, scope?: string) {
@@ -95,6 +98,67 @@ describe('admin API: OAuth clients (Redis store)', () => {
     const authorize = await fetch(`${other.url}/oauth/authorize?client_id=${id}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent('http://127.0.0.1:8089/cb')}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, { redirect: 'manual' });
     expect(authorize.status).toBe(303);
     expect(authorize.headers.get('location')).toMatch(/^\/interaction\//);
+  });
+
+  /** The ID token of a code flow with a confidential client, run by openid-client expecting `alg`. */
+  async function idTokenOf(client: { client_id: string; client_secret: string }, alg: string): Promise<string> {
+    const config = await oidc.discovery(new URL(other.url), client.client_id, { client_secret: client.client_secret, id_token_signed_response_alg: alg }, undefined, {
+      execute: [oidc.allowInsecureRequests],
+    });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: RP_CALLBACK, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const callback = await signInThroughForms(url.toString(), other.url, server.admin);
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier });
+    expect(tokens.id_token).toBeDefined();
+    return tokens.id_token!;
+  }
+  const RP_CALLBACK = 'http://127.0.0.1:8091/cb';
+
+  it('signs ID tokens with the algorithm the client registered (id_token_signed_response_alg), verifiable with /oauth/jwks', async () => {
+    const r = await api(server, 'POST', '/v1/admin/clients', {
+      token: admin,
+      body: { client_name: 'EC relying party', redirect_uris: [RP_CALLBACK], scope: 'openid', id_token_signed_response_alg: 'ES256' },
+    });
+    expect(r.status).toBe(201);
+    expect(r.body.id_token_signed_response_alg).toBe('ES256');
+    const client = { client_id: r.body.client_id as string, client_secret: r.body.client_secret as string };
+    const jwks = createLocalJWKSet((await (await fetch(`${server.url}/oauth/jwks`)).json()) as JSONWebKeySet);
+    const verified = async (idToken: string, alg: string) => {
+      const { payload, protectedHeader } = await jwtVerify(idToken, jwks, { issuer: other.url, audience: client.client_id, algorithms: [alg] });
+      expect(protectedHeader.alg).toBe(alg);
+      expect(payload.sub).toMatch(/^usr_/);
+    };
+    await verified(await idTokenOf(client, 'ES256'), 'ES256');
+
+    // Changed on one instance, the other signs the next one the new way; null is the default again.
+    for (const alg of ['EdDSA', 'PS256']) {
+      const changed = await api(server, 'PATCH', `/v1/admin/clients/${client.client_id}`, { token: admin, body: { id_token_signed_response_alg: alg } });
+      expect(changed.status).toBe(200);
+      await verified(await idTokenOf(client, alg), alg);
+    }
+    const reset = await api(server, 'PATCH', `/v1/admin/clients/${client.client_id}`, { token: admin, body: { id_token_signed_response_alg: null } });
+    expect(reset.status).toBe(200);
+    expect(reset.body.id_token_signed_response_alg, 'absent: the default').toBeUndefined();
+    const idToken = await idTokenOf(client, 'RS256');
+    expect(decodeProtectedHeader(idToken).alg).toBe('RS256');
+    await verified(idToken, 'RS256');
+  });
+
+  it('refuses ID-token algorithms it does not sign with: none, HMAC, unknown', async () => {
+    for (const alg of ['none', 'HS256', 'ES512', 'rs256', 42]) {
+      const r = await api(server, 'POST', '/v1/admin/clients', {
+        token: admin,
+        body: { client_name: 'Bad alg', redirect_uris: [RP_CALLBACK], id_token_signed_response_alg: alg },
+      });
+      expect(r.status, String(alg)).toBe(400);
+      expect(r.body.code).toBe('VALIDATION_FAILED');
+      expect(r.body.details).toEqual([expect.objectContaining({ field: 'id_token_signed_response_alg' })]);
+    }
+    const { body: created } = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { client_name: 'RP', redirect_uris: [RP_CALLBACK] } });
+    const patched = await api(server, 'PATCH', `/v1/admin/clients/${created.client_id}`, { token: admin, body: { id_token_signed_response_alg: 'HS256' } });
+    expect(patched.status).toBe(400);
   });
 
   it('validates redirect URIs: absolute, https except loopback, no fragments, no wildcards', async () => {

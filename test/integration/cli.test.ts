@@ -135,6 +135,17 @@ describe('command-line administration (child processes on the run\'s Redis)', { 
     expect(bad.stderr).toContain('redirect_uris.0');
   });
 
+  it('create-client --id-token-alg: the client is stored with it; a bad one is a usage error', async () => {
+    const r = await cli(env, ['create-client', '--name', 'Portal', '--redirect-uri', 'https://portal.example.com/cb', '--scope', 'openid', '--client-id', 'portal', '--id-token-alg', 'ES256', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    secrets.push(JSON.parse(r.stdout).client_secret);
+    expect(JSON.parse(r.stdout)).toMatchObject({ client_id: 'portal', id_token_signed_response_alg: 'ES256' });
+    expect(JSON.parse((await server.store.get('client:portal'))!)).toMatchObject({ id_token_signed_response_alg: 'ES256' });
+    const bad = await cli(env, ['create-client', '--name', 'x', '--redirect-uri', 'https://portal.example.com/cb', '--id-token-alg', 'HS256']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('id_token_signed_response_alg');
+  });
+
   it('create-service-account writes a 0600 key file once; the key gets a token from the server', async () => {
     const path = join(dir, 'deployer.json');
     const r = await cli(env, ['create-service-account', '--name', 'deployer', '--scopes', 'cmdb.read,cmdb.write', '--key-file', path]);
@@ -196,8 +207,9 @@ describe('command-line administration (child processes on the run\'s Redis)', { 
       'admin.user.created', 'admin.user.invited', 'admin.client.created', 'admin.serviceaccount.created', 'admin.signing_keys.rotated',
     ]));
     const text = await cli(env, ['audit', '--type', 'admin.client.*']);
-    expect(text.stdout.trim().split('\n')).toHaveLength(1);
+    expect(text.stdout.trim().split('\n')).toHaveLength(2);
     expect(text.stdout).toMatch(/admin\.client\.created {2}success {2}actor=cli {2}subject=nightly-export/);
+    expect(text.stdout).toMatch(/admin\.client\.created {2}success {2}actor=cli {2}subject=portal/);
   });
 
   it('wrote no secret into the audit trail', async () => {
