@@ -5,6 +5,9 @@ import type { Deps } from './deps.ts';
 import { apiScopesOf } from './domain/scopes.ts';
 import { ensureServiceAccountsClient } from './oidc/jwt-bearer-grant.ts';
 import { registerFirstPartyClient } from './oidc/first-party-tokens.ts';
+import { createClientMetadataValidator, type ClientMetadataValidator } from './oidc/client-validator.ts';
+import { AppError } from './errors/app-error.ts';
+import { defaultResponseTypes } from './domain/client-registration.ts';
 
 export const DEMO_CLIENT_ID = 'demo-app';
 const ADMIN_MARKER = 'bootstrap:admin';
@@ -30,7 +33,10 @@ export async function bootstrap(deps: Deps): Promise<BootstrapReport> {
     report.admin = { email: config.adminEmail, created: true, generatedPassword: config.adminPassword ? undefined : password };
   }
 
-  for (const client of config.clients) await registerConfiguredClient(deps, client);
+  // The provider checks a client only when it is first used: a bad one in the file stops
+  // the start instead, naming the client and the field.
+  const validate = config.clients.length ? createClientMetadataValidator(deps) : undefined;
+  for (const client of config.clients) await registerConfiguredClient(deps, client, validate!);
   // The public client service accounts exchange their assertions through (RFC 7523).
   await ensureServiceAccountsClient(deps);
   await registerFirstPartyClient(deps);
@@ -62,12 +68,20 @@ function demoClientMetadata(redirectUri: string, deps: Deps): ClientMetadata {
   };
 }
 
-async function registerConfiguredClient(deps: Deps, client: ClientConfig): Promise<void> {
-  const { client_secret: secret, ...metadata } = client;
-  if (metadata.token_endpoint_auth_method !== 'none' && metadata.token_endpoint_auth_method !== 'private_key_jwt' && !secret) {
-    throw new Error(`config client ${client.client_id}: client_secret is required for ${metadata.token_endpoint_auth_method}`);
+async function registerConfiguredClient(deps: Deps, client: ClientConfig, validate: ClientMetadataValidator): Promise<void> {
+  const { client_secret: secret, ...fields } = client;
+  if (fields.token_endpoint_auth_method !== 'none' && fields.token_endpoint_auth_method !== 'private_key_jwt' && !secret) {
+    throw new Error(`config client ${client.client_id}: client_secret is required for ${fields.token_endpoint_auth_method}`);
   }
-  await deps.clients.save({ ...metadata, response_types: metadata.response_types ?? ['code'] }, secret);
+  const metadata: ClientMetadata = { ...fields, response_types: fields.response_types ?? defaultResponseTypes(fields.grant_types) };
+  try {
+    await validate({ ...metadata, ...(secret ? { client_secret: secret } : {}) });
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+    const details = (err.extra.details as { field: string; message: string }[] | undefined) ?? [];
+    throw new Error(`config client ${client.client_id}: ${details.map((d) => `${d.field}: ${d.message}`).join('; ') || err.publicMessage}`);
+  }
+  await deps.clients.save(metadata, secret);
 }
 
 /** The lines printed once at start-up so a person knows where to go. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SIGNING_ALGS } from '../domain/signing-algs.ts';
+import { jwksSchema, jwksUriSchema } from '../domain/client-registration.ts';
 
 const seconds = (def: number) => z.coerce.number().int().positive().default(def);
 const bool = (def: boolean) =>
@@ -37,6 +38,10 @@ export const clientConfigSchema = z.object({
   response_types: z.array(z.string()).optional(),
   token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('client_secret_basic'),
   scope: z.string().optional(),
+  // private_key_jwt: the client's public keys, inline or by URL (RFC 7591 §2).
+  jwks: jwksSchema.optional(),
+  jwks_uri: jwksUriSchema.optional(),
+  id_token_signed_response_alg: z.enum(SIGNING_ALGS).optional(),
 });
 export type ClientConfig = z.infer<typeof clientConfigSchema>;
 

@@ -2,7 +2,7 @@ import type { Clock } from '../clock.ts';
 import { AppError, validationFailed } from '../errors/app-error.ts';
 import { auditAdminChange, type AdminActor } from './admin-actor.ts';
 import type { AuditLog } from './audit.ts';
-import { metadataProblems, needsSecret, unknownScopes, type CreateClientInput, type UpdateClientInput } from './client-registration.ts';
+import { defaultResponseTypes, metadataProblems, needsSecret, unknownScopes, type CreateClientInput, type UpdateClientInput } from './client-registration.ts';
 import { generateClientSecret, type ClientMetadata, type ClientRepository } from './clients.ts';
 import { randomAlphanumeric } from './ids.ts';
 import { heldScopes, scopesNotGrantable } from './scope-grants.ts';
@@ -68,9 +68,8 @@ export function createClientAdmin(deps: ClientAdminDeps) {
 
   /** Metadata as stored: response types follow the grant types unless given; keys only for private_key_jwt. */
   function normalise(metadata: ClientMetadata): ClientMetadata {
-    const grants = metadata.grant_types ?? [];
     const out: ClientMetadata = { ...metadata };
-    out.response_types ??= grants.includes('authorization_code') ? ['code'] : [];
+    out.response_types ??= defaultResponseTypes(metadata.grant_types);
     if (out.token_endpoint_auth_method !== 'private_key_jwt') {
       delete out.jwks;
       delete out.jwks_uri;

@@ -58,7 +58,8 @@ export const needsSecret = (method: string): boolean => method === 'client_secre
 
 const printable = (max: number) => z.string().trim().min(1).max(max).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
-const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) });
+export const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(10) });
+export const jwksUriSchema = z.string().url().refine((u) => u.startsWith('https://'), 'must use https');
 
 /** Fields an admin may set (create) or change (patch). */
 const clientFields = {
@@ -69,7 +70,7 @@ const clientFields = {
   response_types: z.array(z.literal('code')).max(1),
   token_endpoint_auth_method: z.enum(authMethods),
   scope: z.string().max(2000).regex(SCOPE_SYNTAX, 'space-separated scope names'),
-  jwks_uri: z.string().url().refine((u) => u.startsWith('https://'), 'must use https'),
+  jwks_uri: jwksUriSchema,
   jwks: jwksSchema,
   id_token_signed_response_alg: z.enum(SIGNING_ALGS),
 };
@@ -103,6 +104,9 @@ export const updateClientSchema = z.object({
 
 export type CreateClientInput = z.output<typeof createClientSchema>;
 export type UpdateClientInput = z.output<typeof updateClientSchema>;
+
+/** Response types when none are given: `code` for a code-flow client, none otherwise (a machine client has no redirect). */
+export const defaultResponseTypes = (grantTypes: readonly string[] | undefined): string[] => (grantTypes?.includes('authorization_code') ? ['code'] : []);
 
 /**
  * Rules across fields the provider does not enforce: a public client (no authentication)

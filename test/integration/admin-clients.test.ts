@@ -265,7 +265,11 @@ describe('admin API: OAuth clients (Redis store)', () => {
     expect((await api(server, 'DELETE', '/v1/admin/clients/from-config', { token: admin })).status).toBe(409);
     expect((await api(server, 'POST', '/v1/admin/clients/from-config/rotate-secret', { token: admin })).status).toBe(409);
     expect((await api(server, 'POST', '/v1/admin/clients', { token: admin, body: machineClient({ client_id: 'from-config' }) })).status).toBe(409);
-    expect((await api(server, 'GET', '/v1/admin/clients/from-config', { token: admin })).status).toBe(200);
+    const read = await api(server, 'GET', '/v1/admin/clients/from-config', { token: admin });
+    expect(read.status).toBe(200);
+    // A machine client declared without response_types gets none (not a code flow with no redirect), and works.
+    expect(read.body.response_types).toEqual([]);
+    expect((await clientCredentials(server.url, 'from-config', 'config-secret-0123456789')).status).toBe(200);
   });
 
   it('refuses to change or delete the built-in clients', async () => {

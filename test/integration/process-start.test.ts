@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { resolve, join } from 'node:path';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -65,6 +67,29 @@ describe('the server process', () => {
     expect(await proc.exited).toBe(2);
     expect(proc.err().trim()).toBe('nopesight-auth: invalid setting port (PORT): Invalid input: expected number, received NaN');
     expect(proc.out()).toBe('');
+  });
+
+  it('checks the clients of the config file at start, as the provider would on first use, and names the bad one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nsa-config-'));
+    try {
+      const configFile = join(dir, 'config.json');
+      const client = (extra: Record<string, unknown>) => ({ client_id: 'portal', client_secret: 'portal-secret-0123456789', ...extra });
+      const cases: [Record<string, unknown>, RegExp][] = [
+        // A code-flow client with nowhere to send the code.
+        [client({ redirect_uris: [] }), /config client portal: redirect_uris: /],
+        // private_key_jwt with no keys to check assertions against.
+        [client({ client_secret: undefined, token_endpoint_auth_method: 'private_key_jwt', grant_types: ['client_credentials'], response_types: [] }), /config client portal: .*jwks/],
+      ];
+      for (const [bad, message] of cases) {
+        writeFileSync(configFile, JSON.stringify({ clients: [bad] }));
+        const proc = startProcess({ PORT: String(await freePort()), CONFIG_FILE: configFile, LOG_LEVEL: 'silent' });
+        expect(await proc.exited).toBe(1);
+        expect(proc.err()).toMatch(message);
+        expect(proc.err()).not.toContain('portal-secret-0123456789');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says clearly when Redis cannot be reached at start', async () => {
