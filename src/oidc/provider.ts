@@ -14,6 +14,7 @@ import { isServiceAccountId } from '../domain/service-accounts.ts';
 import { checkedOwnerOf } from './checked-owner.ts';
 import { SIGNING_ALGS } from '../domain/signing-algs.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
+import { atomicReplayDetection } from './replay-detection.ts';
 
 export const oauthRoutes = {
   authorization: '/oauth/authorize',
@@ -201,6 +202,8 @@ export function buildProvider(deps: Deps): Provider {
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
     return clients.secretMatches(actual, this.clientSecret);
   };
+  // Client assertions and DPoP proofs: one jti, one use, also under concurrent requests.
+  atomicReplayDetection(provider, { store, clock });
 
   provider.use(jwtTokenEndpointsMiddleware(deps));
   // RFC 7523 JWT-bearer grant for service accounts (also serves /v1/auth/service-account/token).
