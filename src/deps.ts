@@ -60,7 +60,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   const { config, clock, logger, store } = base;
   await store.connect();
   const secrets = await loadServerSecrets(store, config.secretKey);
-  const passwords = createPasswordHasher({ memoryKiB: config.argon2MemoryKiB, timeCost: config.argon2TimeCost });
+  const passwords = createPasswordHasher({ memoryKiB: config.argon2MemoryKiB, timeCost: config.argon2TimeCost, concurrency: config.argon2Concurrency });
   const signingKeys = createSigningKeyStore({ store, secrets, clock });
   const keyRing = createKeyRing({ keys: signingKeys, logger, refreshSeconds: config.keyRefreshSeconds, now: () => clock.now() });
   await keyRing.refresh();

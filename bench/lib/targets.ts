@@ -10,6 +10,8 @@ import type { ProcessPool, ProcessSpec } from './process-pool.ts';
 export const targets = {
   /** Our server on the Redis store, signing access tokens with `alg`. */
   server: (alg: string) => `server:${alg}`,
+  /** The same with ARGON2_CONCURRENCY set (bench:login-burst). */
+  serverWithArgon2: (alg: string, concurrency: number) => `server:${alg}:argon2-${concurrency}`,
   /** A second ES256 instance on the same Redis, store prefix and issuer (scale-out). */
   secondServer: 'server:ES256:2',
   /** Our server speaking TLS itself (TLS_CERT_FILE / TLS_KEY_FILE) with a certificate of key type `kind`. */
@@ -57,13 +59,13 @@ export function createStarter(deps: TargetDeps) {
     const local = `http://127.0.0.1:${port}`;
     const logFile = path.join(deps.fixtures.dir, `${key.replace(/[^A-Za-z0-9-]/g, '_')}.log`);
     const firstServer = !pool.history().some((p) => p.key.startsWith('server'));
-    const serverAlg = /^server:(ES256|EdDSA|RS256|PS256)$/.exec(key)?.[1];
+    const [, serverAlg, argon2] = /^server:(ES256|EdDSA|RS256|PS256)(?::argon2-(\d+))?$/.exec(key) ?? [];
     if (serverAlg) {
       return {
-        name: `nopesight-auth (${serverAlg})`,
+        name: `nopesight-auth (${serverAlg}${argon2 ? `, ARGON2_CONCURRENCY=${argon2}` : ''})`,
         script: 'src/main.ts',
         nodeArgs: deps.options.serverNodeArgs,
-        env: serverEnv(deps, port, local, serverAlg),
+        env: { ...serverEnv(deps, port, local, serverAlg), ...(argon2 ? { ARGON2_CONCURRENCY: argon2 } : {}) },
         port,
         url: local,
         readyPath: '/readyz',

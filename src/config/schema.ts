@@ -87,6 +87,7 @@ export const settings = {
   demoClient: { env: 'DEMO_CLIENT', schema: bool(true), doc: 'register the demo client at start-up' },
   argon2MemoryKiB: { env: 'ARGON2_MEMORY_KIB', schema: z.coerce.number().int().min(8192).default(19456), doc: 'argon2id memory cost (OWASP: 19456)' },
   argon2TimeCost: { env: 'ARGON2_TIME_COST', schema: z.coerce.number().int().min(1).default(2), doc: 'argon2id iterations (OWASP: 2)' },
+  argon2Concurrency: { env: 'ARGON2_CONCURRENCY', schema: z.coerce.number().int().min(1).max(64).default(3), doc: 'argon2id hashes run at once (the rest wait their turn): keep it below UV_THREADPOOL_SIZE (libuv default 4), so RS256/PS256 token signing always finds a free thread' },
   rateLimitPerHour: { env: 'RATE_LIMIT_PER_HOUR', schema: z.coerce.number().int().positive().default(1000), doc: 'requests per credential (or per IP when anonymous) per hour; runtime setting rateLimits.perHour' },
   rateLimitBurst: { env: 'RATE_LIMIT_BURST', schema: z.coerce.number().int().positive().default(100), doc: 'requests allowed within the burst window; runtime setting rateLimits.burst' },
   rateLimitBurstSeconds: { env: 'RATE_LIMIT_BURST_SECONDS', schema: seconds(10), doc: 'burst window, seconds; runtime setting rateLimits.burstSeconds' },
