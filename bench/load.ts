@@ -4,14 +4,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatLoadReport, MAX_RSS_GROWTH, runLoadCheck } from './lib/load-run.ts';
 import { repoRoot } from './lib/process-pool.ts';
+import { positiveNumber } from './lib/options.ts';
 
-function setting(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
+const setting = (name: string, fallback: number): number => positiveNumber(process.env, name, fallback, true);
 
 async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`[load] ${line}\n`);

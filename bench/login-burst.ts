@@ -10,7 +10,7 @@ import type autocannon from 'autocannon';
 import { startRedisServer } from '../test/support/redis-server.ts';
 import { runCannons } from './lib/autocannon-load.ts';
 import { createFixtures, type Fixtures } from './lib/fixtures.ts';
-import { benchOptions } from './lib/options.ts';
+import { benchOptions, positiveNumber } from './lib/options.ts';
 import { createProcessPool, repoRoot, type BenchProcess } from './lib/process-pool.ts';
 import { median, percentile } from './lib/stats.ts';
 import { createStarter, targets } from './lib/targets.ts';
@@ -22,14 +22,6 @@ const LOGIN_CONNECTIONS = 8;
 
 function list(name: string, fallback: string): string[] {
   return (process.env[name] || fallback).split(',').map((s) => s.trim()).filter(Boolean);
-}
-
-function positive(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
-  return value;
 }
 
 interface Measured {
@@ -81,8 +73,8 @@ async function main(): Promise<void> {
   const algs = list('BENCH_BURST_ALGS', 'ES256,RS256');
   const concurrencies = list('BENCH_BURST_ARGON2', '3,4').map(Number);
   if (concurrencies.some((c) => !Number.isInteger(c) || c <= 0)) throw new Error('BENCH_BURST_ARGON2 must list positive integers');
-  const seconds = positive('BENCH_BURST_SECONDS', 8);
-  const rounds = positive('BENCH_BURST_ROUNDS', 2);
+  const seconds = positiveNumber(process.env, 'BENCH_BURST_SECONDS', 8);
+  const rounds = positiveNumber(process.env, 'BENCH_BURST_ROUNDS', 2, true);
 
   const redis = await startRedisServer();
   const fixtures = createFixtures();

@@ -29,7 +29,8 @@ export interface BenchOptions {
 const DEFAULTS = { durationS: 10, warmupS: 5, runs: 3, soakS: 60, connections: 10 };
 const QUICK = { durationS: 2, warmupS: 1, runs: 1, soakS: 5, connections: 10 };
 
-function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, integer = false): number {
+/** A positive number (an integer when `integer`) from an environment variable, or `fallback` when it is unset. */
+export function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, integer = false): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
