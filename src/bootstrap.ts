@@ -35,8 +35,8 @@ export async function bootstrap(deps: Deps): Promise<BootstrapReport> {
 
   // The provider checks a client only when it is first used: a bad one in the file stops
   // the start instead, naming the client and the field.
-  const validate = config.clients.length ? createClientMetadataValidator(deps) : undefined;
-  for (const client of config.clients) await registerConfiguredClient(deps, client, validate!);
+  const validate = createClientMetadataValidator(deps);
+  for (const client of config.clients) await registerConfiguredClient(deps, client, validate);
   // The public client service accounts exchange their assertions through (RFC 7523).
   await ensureServiceAccountsClient(deps);
   await registerFirstPartyClient(deps);
