@@ -100,6 +100,8 @@ describe('admin API: OAuth clients (Redis store)', () => {
     expect(authorize.headers.get('location')).toMatch(/^\/interaction\//);
   });
 
+  const RP_CALLBACK = 'http://127.0.0.1:8091/cb';
+
   /** The ID token of a code flow with a confidential client, run by openid-client expecting `alg`. */
   async function idTokenOf(client: { client_id: string; client_secret: string }, alg: string): Promise<string> {
     const config = await oidc.discovery(new URL(other.url), client.client_id, { client_secret: client.client_secret, id_token_signed_response_alg: alg }, undefined, {
@@ -114,7 +116,6 @@ describe('admin API: OAuth clients (Redis store)', () => {
     expect(tokens.id_token).toBeDefined();
     return tokens.id_token!;
   }
-  const RP_CALLBACK = 'http://127.0.0.1:8091/cb';
 
   it('signs ID tokens with the algorithm the client registered (id_token_signed_response_alg), verifiable with /oauth/jwks', async () => {
     const r = await api(server, 'POST', '/v1/admin/clients', {
