@@ -8,6 +8,18 @@ import { buildProvider } from './provider.ts';
 /** Checks client metadata the way the provider will when the client is first used. */
 export type ClientMetadataValidator = (metadata: ClientMetadata) => Promise<void>;
 
+// One validation provider per set of dependencies, built on first use: start-up (the config
+// file's clients) and the admin API share it.
+const validationProviders = new WeakMap<Deps, Provider>();
+function validationProviderOf(deps: Deps): Provider {
+  let provider = validationProviders.get(deps);
+  if (!provider) {
+    provider = buildProvider(deps);
+    validationProviders.set(deps, provider);
+  }
+  return provider;
+}
+
 /**
  * Clients are validated lazily by oidc-provider, on first use; an admin should hear about
  * a bad one when creating it. This runs the provider's own validation (grant and response
@@ -15,9 +27,8 @@ export type ClientMetadataValidator = (metadata: ClientMetadata) => Promise<void
  * so custom grants registered there are accepted too.
  */
 export function createClientMetadataValidator(deps: Deps): ClientMetadataValidator {
-  let provider: Provider | undefined;
   return async (metadata) => {
-    provider ??= buildProvider(deps);
+    const provider = validationProviderOf(deps);
     try {
       await provider.Client.validate(metadata as ProviderClientMetadata);
     } catch (err) {
