@@ -27,8 +27,8 @@ export const rateLimitOverrideSchema = z.object({
   burst: z.number().int().min(1).max(1_000_000).optional(),
 }).strict().refine((o) => (o.client === undefined) !== (o.scope === undefined), 'name exactly one of client or scope');
 
-/** A client declared in the config file (RFC 7591 names). */
-export const clientConfigSchema = z.object({
+/** A client declared in the config file (RFC 7591 names; any other field is refused, so a typo such as `scopes` cannot pass unnoticed). */
+export const clientConfigSchema = z.strictObject({
   client_id: z.string().min(1),
   client_secret: z.string().min(16).optional(),
   client_name: z.string().optional(),

@@ -60,4 +60,16 @@ describe('configuration', () => {
     expect(() => loadConfig({}, dir)).toThrow(/default\.json/);
     expect(() => loadConfig({ CONFIG_FILE: join(dir, 'missing.json') }, emptyDir())).toThrow(/CONFIG_FILE/);
   });
+
+  it('refuses a config-file client with a field it does not know, naming the field', () => {
+    const dir = emptyDir();
+    const client = { client_id: 'portal', client_secret: 'portal-secret-0123456789', redirect_uris: ['https://portal.example/cb'] };
+    writeFileSync(join(dir, 'default.json'), JSON.stringify({ clients: [client] }));
+    expect(loadConfig({}, dir).clients[0].client_id).toBe('portal');
+    // A misspelt `scope` would otherwise leave the client with the default scopes.
+    writeFileSync(join(dir, 'default.json'), JSON.stringify({ clients: [{ ...client, scopes: 'openid reports.read' }] }));
+    expect(() => loadConfig({}, dir)).toThrow(/^invalid setting clients\.0: Unrecognized key: "scopes"$/);
+    writeFileSync(join(dir, 'default.json'), JSON.stringify({ clients: [{ ...client, redirect_uri: 'https://portal.example/cb' }] }));
+    expect(() => loadConfig({}, dir)).toThrow(/clients\.0: .*"redirect_uri"/);
+  });
 });
