@@ -104,6 +104,7 @@ export function apiKeyRoutes(deps: Pick<Deps, 'apiKeys' | 'scopeCatalog' | 'conf
       tag: TAG,
       auth: 'required',
       principalTypes: ['user'],
+      firstPartyOnly: true,
       body: createBody,
       responses: {
         201: { description: 'Created', schema: createdKey },
@@ -132,6 +133,7 @@ export function apiKeyRoutes(deps: Pick<Deps, 'apiKeys' | 'scopeCatalog' | 'conf
       tag: TAG,
       auth: 'required',
       principalTypes: ['user'],
+      firstPartyOnly: true,
       responses: { 200: { description: 'The keys', schema: z.object({ apiKeys: z.array(keyView) }) } },
       async handler(ctx, { principal }) {
         ctx.body = { apiKeys: await deps.apiKeys.list(principal.subject) };
@@ -144,6 +146,7 @@ export function apiKeyRoutes(deps: Pick<Deps, 'apiKeys' | 'scopeCatalog' | 'conf
       tag: TAG,
       auth: 'required',
       principalTypes: ['user'],
+      firstPartyOnly: true,
       params: keyIdParams,
       responses: { 204: { description: 'Revoked' }, 404: { description: 'No such key of yours' } },
       async handler(ctx, { params, principal }) {
@@ -158,6 +161,7 @@ export function apiKeyRoutes(deps: Pick<Deps, 'apiKeys' | 'scopeCatalog' | 'conf
       tag: TAG,
       auth: 'required',
       principalTypes: ['user'],
+      firstPartyOnly: true,
       params: keyIdParams,
       responses: {
         201: { description: 'The successor (shown once) and the old key with its new end', schema: createdKey.extend({ previous: keyView }) },

@@ -5,7 +5,6 @@ import { AppError, validationFailed } from '../errors/app-error.ts';
 import { invalidToken } from '../http/credentials.ts';
 import type { Principal } from '../http/principal.ts';
 import { requestFacts } from '../http/request-facts.ts';
-import { FIRST_PARTY_CLIENT_ID } from '../oidc/first-party-tokens.ts';
 import { route, type RouteSpec } from './route.ts';
 
 const TAG = 'Multi-factor authentication';
@@ -28,9 +27,6 @@ export function mfaRoutes(deps: Pick<Deps, 'users' | 'mfa' | 'login' | 'config'>
   const realm = deps.config.publicUrl;
 
   async function signedInUser(principal: Principal): Promise<User> {
-    if (principal.clientId !== FIRST_PARTY_CLIENT_ID) {
-      throw new AppError('FORBIDDEN', { message: 'Sign in with /v1/auth/login to manage multi-factor authentication' });
-    }
     const user = await deps.users.findById(principal.subject);
     if (!user || user.disabled) throw invalidToken(realm);
     return user;
@@ -44,6 +40,7 @@ export function mfaRoutes(deps: Pick<Deps, 'users' | 'mfa' | 'login' | 'config'>
       tag: TAG,
       auth: 'required',
       principalTypes: ['user'],
+      firstPartyOnly: true,
       responses: {
         200: { description: 'Enrolment started', schema: setupResponse },
         409: { description: 'TOTP is already enabled' },
@@ -60,6 +57,7 @@ export function mfaRoutes(deps: Pick<Deps, 'users' | 'mfa' | 'login' | 'config'>
       tag: TAG,
       auth: 'required',
       principalTypes: ['user'],
+      firstPartyOnly: true,
       body: z.object({ code: totpCode }),
       responses: {
         200: { description: 'TOTP is on', schema: z.object({ enabled: z.literal(true), recoveryCodes: z.array(z.string()) }) },
@@ -78,6 +76,7 @@ export function mfaRoutes(deps: Pick<Deps, 'users' | 'mfa' | 'login' | 'config'>
       tag: TAG,
       auth: 'required',
       principalTypes: ['user'],
+      firstPartyOnly: true,
       body: z.object({ code: z.string().min(1).max(32).describe('a current TOTP code, or a recovery code') }),
       responses: {
         204: { description: 'TOTP removed' },

@@ -38,6 +38,7 @@ export function buildOpenApiDocument(specs: RouteSpec[], info: { version: string
     if (spec.body || spec.query || spec.params) responses['400'] ??= errorResponse('Validation failed');
     if (spec.auth === 'required') responses['401'] ??= errorResponse('Missing, malformed, expired or revoked credential');
     if (spec.scope) responses['403'] ??= errorResponse(`Credential lacks the ${spec.scope} scope`);
+    if (spec.firstPartyOnly) responses['403'] ??= errorResponse('Not a token of the first-party login (POST /v1/auth/login)');
     responses['429'] ??= errorResponse('Rate limited');
 
     const path = openApiPath(spec.path);

@@ -6,6 +6,9 @@ import type { CredentialResolver } from '../http/credentials.ts';
 import { requireScope } from '../http/credentials.ts';
 import type { Principal } from '../http/principal.ts';
 import { parseBody } from '../http/koa-body.ts';
+import { FIRST_PARTY_CLIENT_ID } from '../oidc/first-party-tokens.ts';
+
+export const FIRST_PARTY_ONLY_MESSAGE = 'This endpoint needs a token from POST /v1/auth/login (not one issued to another app)';
 
 type Schema = z.ZodType;
 type Infer<S> = S extends Schema ? z.output<S> : undefined;
@@ -34,6 +37,12 @@ export interface RouteSpec<B extends Schema | undefined = Schema | undefined, Q 
   scope?: string;
   /** Credential kinds allowed (default: all). */
   principalTypes?: Principal['type'][];
+  /**
+   * Only a token of the first-party login (POST /v1/auth/login) may call it: a third-party
+   * app holding a token for the same user may not (it must not outlive its grant through an
+   * API key, or put its own authenticator on the account).
+   */
+  firstPartyOnly?: boolean;
   body?: B;
   /** Body encoding (default json). */
   bodyType?: 'json' | 'form';
@@ -84,6 +93,9 @@ export function mountRoutes(router: Router, specs: RouteSpec[], options: MountOp
         principal = await options.resolveCredential(ctx);
         if (spec.principalTypes && !spec.principalTypes.includes(principal.type)) {
           throw new AppError('FORBIDDEN', { message: `This endpoint needs a ${spec.principalTypes.join(' or ')} credential` });
+        }
+        if (spec.firstPartyOnly && principal.clientId !== FIRST_PARTY_CLIENT_ID) {
+          throw new AppError('FORBIDDEN', { message: FIRST_PARTY_ONLY_MESSAGE });
         }
         if (spec.scope) requireScope(principal, spec.scope, options.realm);
       }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { AUDIT_STREAM } from '../../src/domain/audit.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { createTestUser, userAccessToken } from '../support/user-token.ts';
+import { createTestUser, firstPartyToken, userAccessToken } from '../support/user-token.ts';
 import { ALL_ADMIN, api, codeFlowTokens } from '../support/admin-client.ts';
 import { call, login, refresh, totpAt } from '../support/auth-client.ts';
 import { importPKCS8, SignJWT } from 'jose';
@@ -63,10 +63,12 @@ describe('audit trail: admin changes recorded, searched, exported, never a secre
     secrets.push(ownerTokens.access_token, ownerTokens.refresh_token!);
     const refreshed = await oidc.refreshTokenGrant(config, ownerTokens.refresh_token!);
     secrets.push(refreshed.access_token, refreshed.refresh_token!);
-    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: refreshed.access_token, body: { name: 'audit-key', scopes: ['cmdb.read'], expiresIn: '7d' } });
+    const keyToken = await firstPartyToken(server, keyOwner);
+    secrets.push(keyToken);
+    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: keyToken, body: { name: 'audit-key', scopes: ['cmdb.read'], expiresIn: '7d' } });
     secrets.push(key.body.apiKey);
     await api(server, 'GET', '/v1/auth/verify', { apiKey: key.body.apiKey });
-    const rotated = await api(server, 'POST', `/v1/auth/api-keys/${key.body.id}/rotate`, { token: refreshed.access_token });
+    const rotated = await api(server, 'POST', `/v1/auth/api-keys/${key.body.id}/rotate`, { token: keyToken });
     secrets.push(rotated.body.apiKey);
     await api(server, 'POST', `/v1/admin/users/${keyOwner.id}/revoke-sessions`, { token: admin });
 

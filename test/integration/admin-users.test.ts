@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { createTestUser, userAccessToken } from '../support/user-token.ts';
+import { createTestUser, firstPartyToken, userAccessToken } from '../support/user-token.ts';
 import { ALL_ADMIN, api, codeFlowTokens } from '../support/admin-client.ts';
 import { login, refresh } from '../support/auth-client.ts';
 
@@ -210,7 +210,7 @@ describe('admin API: users (Redis store)', () => {
   it('disabling a user kills a live refresh token, access token and API key at once', async () => {
     const user = await createTestUser(server, ['cmdb.read']);
     const { tokens, config } = await codeFlowTokens(server, user, 'openid offline_access cmdb.read');
-    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: tokens.access_token, body: { name: 'ci', scopes: ['cmdb.read'], expiresIn: '30d' } });
+    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: await firstPartyToken(server, user), body: { name: 'ci', scopes: ['cmdb.read'], expiresIn: '30d' } });
     expect(key.status).toBe(201);
     expect((await api(server, 'GET', '/v1/auth/verify', { apiKey: key.body.apiKey })).status).toBe(200);
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
@@ -241,7 +241,7 @@ describe('admin API: users (Redis store)', () => {
     const user = await createTestUser(server, ['cmdb.read']);
     const first = await codeFlowTokens(server, user, 'openid offline_access cmdb.read');
     const second = await codeFlowTokens(server, user, 'openid offline_access cmdb.read');
-    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: first.tokens.access_token, body: { name: 'k', scopes: ['cmdb.read'], expiresIn: '1d' } });
+    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: await firstPartyToken(server, user), body: { name: 'k', scopes: ['cmdb.read'], expiresIn: '1d' } });
     expect(key.status).toBe(201);
 
     const firstParty = await login(server, { email: user.email, password: user.password });
@@ -270,7 +270,7 @@ describe('admin API: users (Redis store)', () => {
   it('deletes a user: logins and keys die first, then the record; the email is free again', async () => {
     const user = await createTestUser(server, ['cmdb.read']);
     const { tokens, config } = await codeFlowTokens(server, user, 'openid offline_access cmdb.read');
-    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: tokens.access_token, body: { name: 'd', scopes: ['cmdb.read'], expiresIn: '1d' } });
+    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: await firstPartyToken(server, user), body: { name: 'd', scopes: ['cmdb.read'], expiresIn: '1d' } });
     expect((await api(server, 'DELETE', `/v1/admin/users/${user.id}`, { token: admin })).status).toBe(204);
     expect((await api(server, 'GET', `/v1/admin/users/${user.id}`, { token: admin })).status).toBe(404);
     expect((await api(server, 'DELETE', `/v1/admin/users/${user.id}`, { token: admin })).status).toBe(404);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { createTestUser, userAccessToken, type TestUser } from '../support/user-token.ts';
+import { createTestUser, firstPartyToken, narrowFirstPartyToken, type TestUser } from '../support/user-token.ts';
 import { AUDIT_STREAM, parseAuditEntry } from '../../src/domain/audit.ts';
 
 const KEY_FORMAT = /^nsa_[a-z0-9]+_[A-Za-z0-9]{32,}$/;
@@ -44,7 +44,7 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
   beforeAll(async () => {
     server = await startTestServer({ store: storeKind });
     alice = await createTestUser(server, ['cmdb.read', 'cmdb.write', 'reports.read'], 'alice');
-    aliceToken = await userAccessToken(server, alice, 'openid cmdb.read cmdb.write reports.read');
+    aliceToken = await firstPartyToken(server, alice);
   });
   afterAll(() => server?.close());
 
@@ -156,7 +156,7 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
     expect(clash.status).toBe(409);
     expect(clash.body).toMatchObject({ code: 'CONFLICT' });
     const bob = await createTestUser(server, ['cmdb.read'], 'bob');
-    const bobToken = await userAccessToken(server, bob, 'openid cmdb.read');
+    const bobToken = await firstPartyToken(server, bob);
     expect((await createKey(bobToken, { name: 'Billing sync', scopes: ['cmdb.read'], expiresIn: '1d' })).status).toBe(201);
     expect((await call('DELETE', `/v1/auth/api-keys/${first.body!.id}`, { token: aliceToken })).status).toBe(204);
     expect((await createKey(aliceToken, { name: 'Billing sync', scopes: ['cmdb.read'], expiresIn: '1d' })).status).toBe(201);
@@ -169,7 +169,7 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
 
   it('refuses escalation: scopes beyond the caller, the token, or for a key to manage keys', async () => {
     const bob = await createTestUser(server, ['cmdb.read'], 'bob');
-    const bobToken = await userAccessToken(server, bob, 'openid cmdb.read');
+    const bobToken = await firstPartyToken(server, bob);
     const escalation = await createKey(bobToken, { name: 'Escalate', scopes: ['cmdb.read', 'cmdb.write'], expiresIn: '90d' });
     expect(escalation.status).toBe(403);
     expect(escalation.body).toEqual({
@@ -184,7 +184,7 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
     expect(refused).toMatchObject([{ outcome: 'failure', details: { reason: 'scope_not_held', scopes: ['cmdb.write'] } }]);
 
     // A token narrower than its user grants only what the token holds.
-    const narrowToken = await userAccessToken(server, alice, 'openid cmdb.read');
+    const narrowToken = await narrowFirstPartyToken(server, alice, ['cmdb.read']);
     const narrow = await createKey(narrowToken, { name: 'Narrow', scopes: ['reports.read'], expiresIn: '1d' });
     expect(narrow.status).toBe(403);
     expect(narrow.body!.required_scope).toBe('reports.read');
@@ -226,7 +226,7 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
 
   it("a key carries only what its owner still holds; a disabled owner's keys stop at once", async () => {
     const carol = await createTestUser(server, ['cmdb.read', 'cmdb.write'], 'carol');
-    const carolToken = await userAccessToken(server, carol, 'openid cmdb.read cmdb.write');
+    const carolToken = await firstPartyToken(server, carol);
     const key = (await createKey(carolToken, { name: 'Carol', scopes: ['cmdb.read', 'cmdb.write'], expiresIn: '1d' })).body!;
     expect((await verify(key.apiKey, 'cmdb.write')).status).toBe(200);
 

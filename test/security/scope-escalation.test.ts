@@ -77,18 +77,21 @@ describe('no credential ever carries a scope beyond what its owner holds', () =>
     it('refuses to create a key with a scope the creator or the creating token lacks', async () => {
       const readerToken = await tokenOf(reader);
       expectV1Error(await api(server, 'POST', '/v1/auth/api-keys', { token: readerToken, body: { name: 'grab', scopes: ['cmdb.read', 'admin.users'] } }), 403, 'INSUFFICIENT_SCOPE');
-      // The writer holds cmdb.write, but this token was only granted cmdb.read.
-      const { tokens } = await codeFlowTokens(server, writer, 'openid cmdb.read');
-      expectV1Error(await api(server, 'POST', '/v1/auth/api-keys', { token: tokens.access_token, body: { name: 'narrowed', scopes: ['cmdb.write'] } }), 403, 'INSUFFICIENT_SCOPE');
+      // The user holds cmdb.write now, but this token was issued before it was granted.
+      const user = await createTestUser(server, ['cmdb.read'], 'promoted');
+      const before = await tokenOf(user);
+      await server.deps.users.update(user.id, (u) => ({ ...u, scopes: ['cmdb.read', 'cmdb.write'] }));
+      expectV1Error(await api(server, 'POST', '/v1/auth/api-keys', { token: before, body: { name: 'narrowed', scopes: ['cmdb.write'] } }), 403, 'INSUFFICIENT_SCOPE');
     });
 
     it('refuses to rotate a key with a token lacking its scopes, and a successor drops scopes the owner lost', async () => {
-      const user = await createTestUser(server, ['cmdb.read', 'cmdb.write'], 'rotator');
+      const user = await createTestUser(server, ['cmdb.read'], 'rotator');
+      const narrowToken = await tokenOf(user);
+      await server.deps.users.update(user.id, (u) => ({ ...u, scopes: ['cmdb.read', 'cmdb.write'] }));
       const created = await api(server, 'POST', '/v1/auth/api-keys', { token: await tokenOf(user), body: { name: 'ci', scopes: ['cmdb.read', 'cmdb.write'] } });
       expect(created.status).toBe(201);
 
-      const { tokens } = await codeFlowTokens(server, user, 'openid cmdb.read');
-      expectV1Error(await api(server, 'POST', `/v1/auth/api-keys/${created.body.id}/rotate`, { token: tokens.access_token }), 403, 'INSUFFICIENT_SCOPE');
+      expectV1Error(await api(server, 'POST', `/v1/auth/api-keys/${created.body.id}/rotate`, { token: narrowToken }), 403, 'INSUFFICIENT_SCOPE');
 
       await server.deps.users.update(user.id, (u) => ({ ...u, scopes: ['cmdb.read'] }));
       const rotated = await api(server, 'POST', `/v1/auth/api-keys/${created.body.id}/rotate`, { token: await tokenOf(user) });
@@ -98,6 +101,29 @@ describe('no credential ever carries a scope beyond what its owner holds', () =>
         expectV1Error(await api(server, 'GET', '/v1/auth/verify?scope=cmdb.write', { apiKey: key }), 403, 'INSUFFICIENT_SCOPE');
         expect((await api(server, 'GET', '/v1/auth/verify?scope=cmdb.read', { apiKey: key })).status).toBe(200);
       }
+    });
+
+    it("refuses a third-party app's token for the user: it may not create, list, rotate or revoke the user's keys", async () => {
+      const user = await createTestUser(server, ['cmdb.read', 'cmdb.write'], 'delegator');
+      const own = await api(server, 'POST', '/v1/auth/api-keys', { token: await tokenOf(user), body: { name: 'mine', scopes: ['cmdb.read'] } });
+      expect(own.status).toBe(201);
+      // The same user, through the authorization-code flow of another app, with the scopes the key needs.
+      const { tokens } = await codeFlowTokens(server, user, 'openid cmdb.read cmdb.write');
+      const app = { token: tokens.access_token };
+      expect((await api(server, 'GET', '/v1/auth/verify?scope=cmdb.write', app)).status).toBe(200);
+      for (const [method, path, body] of [
+        ['POST', '/v1/auth/api-keys', { name: 'outlives-the-grant', scopes: ['cmdb.read'] }],
+        ['GET', '/v1/auth/api-keys', undefined],
+        ['POST', `/v1/auth/api-keys/${own.body.id}/rotate`, undefined],
+        ['DELETE', `/v1/auth/api-keys/${own.body.id}`, undefined],
+      ] as const) {
+        const res = await api(server, method, path, { ...app, body });
+        expectV1Error(res, 403, 'FORBIDDEN');
+        expect(res.body.error, `${method} ${path}`).toMatch(/POST \/v1\/auth\/login/);
+      }
+      const listed = await api(server, 'GET', '/v1/auth/api-keys', { token: await tokenOf(user) });
+      expect(listed.body.apiKeys.map((k: { name: string; status: string }) => [k.name, k.status])).toEqual([['mine', 'active']]);
+      expect((await api(server, 'GET', '/v1/auth/verify', { apiKey: own.body.apiKey })).status).toBe(200);
     });
   });
 

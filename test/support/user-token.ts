@@ -49,6 +49,32 @@ export async function userAccessToken(server: TestServer, user: { email: string;
   return (await codeFlowTokens(server, user, scope)).tokens.access_token;
 }
 
+/**
+ * A token of the first-party login (POST /v1/auth/login), the guide's `userToken`: what
+ * API-key and MFA management need (a third-party app's token for the same user is refused).
+ */
+export async function firstPartyToken(server: { url: string }, user: { email: string; password: string }): Promise<string> {
+  const res = await fetch(`${server.url}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: user.email, password: user.password }),
+  });
+  const body = (await res.json()) as { token?: string };
+  if (res.status !== 200 || !body.token) throw new Error(`login of ${user.email}: ${res.status} ${JSON.stringify(body)}`);
+  return body.token;
+}
+
+/** A first-party token carrying only `scopes` of a user who holds more: signed in while the user held only those. */
+export async function narrowFirstPartyToken(server: TestServer, user: TestUser, scopes: string[]): Promise<string> {
+  const held = (await server.deps.users.findById(user.id))!.scopes;
+  await server.deps.users.update(user.id, (u) => ({ ...u, scopes }));
+  try {
+    return await firstPartyToken(server, user);
+  } finally {
+    await server.deps.users.update(user.id, (u) => ({ ...u, scopes: held }));
+  }
+}
+
 /** A client-credentials token of the demo client (a non-user principal). */
 export async function clientAccessToken(server: TestServer, scope: string): Promise<string> {
   const config = await oidc.discovery(new URL(server.url), server.demoClient.client_id, server.demoClient.client_secret, undefined, {
