@@ -14,6 +14,9 @@ export const REQUIRED_SCOPE_HEADER = 'x-required-scope';
 /** Under /v1. */
 export const VERIFY_PATH = '/auth/verify';
 
+/** The methods Envoy may forward (HEAD is answered as GET). */
+const ENVOY_METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
+
 const scopeList = z.string().max(MAX_SCOPE_LIST).regex(SCOPE_SYNTAX, 'space-separated scope names');
 
 /**
@@ -59,17 +62,18 @@ export function verifyRoutes(deps: Pick<Deps, 'config'>): RouteSpec[] {
       handler: (ctx, { query, principal }) => check(ctx, principal, query.scope),
     }),
     // Envoy's ext_authz HTTP service appends the original path (and query) to its
-    // path_prefix: /v1/auth/verify/<original path>?<original query>. That query is the
-    // client's (it may carry api_key), so only X-Required-Scope names a required scope.
-    route({
-      method: 'get',
+    // path_prefix: /v1/auth/verify/<original path>?<original query>, and keeps the original
+    // method (a POST to the API is checked with a POST, without its body). That query is
+    // the client's (it may carry api_key), so only X-Required-Scope names a required scope.
+    ...ENVOY_METHODS.map((method) => route({
+      method,
       path: `${VERIFY_PATH}/{*path}`,
-      summary: 'The same check, with the original request path appended (Envoy ext_authz path_prefix)',
+      summary: 'The same check, with the original request path appended and its method kept (Envoy ext_authz path_prefix)',
       tag: 'Verify',
       auth: 'required',
       params: z.object({ path: z.string().describe('the original request path, ignored') }),
       responses,
       handler: (ctx, { principal }) => check(ctx, principal, undefined),
-    }),
+    })),
   ];
 }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { clientAccessToken, createTestUser, userAccessToken, type TestUser } from '../support/user-token.ts';
+import { clientAccessToken, createTestUser, firstPartyToken, type TestUser } from '../support/user-token.ts';
 import { AUDIT_STREAM, parseAuditEntry } from '../../src/domain/audit.ts';
 import { checksumOf, generateApiKey } from '../../src/domain/api-key-format.ts';
 
@@ -50,7 +50,7 @@ describe('API keys as credentials (Redis store)', () => {
     const sink = new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } });
     server = await startTestServer({ config: { logLevel: 'debug' }, logDestination: sink });
     user = await createTestUser(server, ['cmdb.read', 'cmdb.write', 'reports.read'], 'dana');
-    token = await userAccessToken(server, user, 'openid cmdb.read cmdb.write reports.read');
+    token = await firstPartyToken(server, user);
     key = (await newKey({ name: 'Main', scopes: ['cmdb.read', 'reports.read'] })).apiKey;
   });
   afterAll(() => server?.close());
@@ -201,7 +201,7 @@ describe('API keys as credentials (Redis store)', () => {
     const proxied = await startTestServer({ config: { trustProxy: true } });
     try {
       const owner = await createTestUser(proxied, ['cmdb.read'], 'erin');
-      const ownerToken = await userAccessToken(proxied, owner, 'openid cmdb.read');
+      const ownerToken = await firstPartyToken(proxied, owner);
       const res = await fetch(`${proxied.url}/v1/auth/api-keys`, {
         method: 'POST',
         headers: { authorization: `Bearer ${ownerToken}`, 'content-type': 'application/json' },
@@ -292,6 +292,20 @@ describe('API keys as credentials (Redis store)', () => {
       // The original query belongs to the client: its ?scope= is not a requirement.
       expect((await get(`${server.url}/v1/auth/verify/v1/cmdb/servers?scope=admin.users`, { 'x-api-key': key })).status).toBe(200);
       expect((await get(`${server.url}/v1/auth/verify/v1/cmdb/servers`, { 'x-api-key': key, 'x-required-scope': 'admin.users' })).status).toBe(403);
+    });
+
+    it("answers Envoy's check with the original request's method, whatever it is (body ignored)", async () => {
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE', 'HEAD']) {
+        const body = method === 'HEAD' ? undefined : '{"name":"not read by the check"}';
+        const headers = { 'x-api-key': key, 'x-required-scope': 'cmdb.read', ...(body ? { 'content-type': 'application/json' } : {}) };
+        const passed = await fetch(`${server.url}/v1/auth/verify/v1/cmdb/servers/42`, { method, headers, body });
+        expect(passed.status, method).toBe(200);
+        expect(passed.headers.get('x-auth-subject'), method).toBe(user.id);
+        const lacking = await fetch(`${server.url}/v1/auth/verify/v1/cmdb/servers/42`, { method, headers: { ...headers, 'x-required-scope': 'admin.users' }, body });
+        expect(lacking.status, method).toBe(403);
+        const anonymous = await fetch(`${server.url}/v1/auth/verify/v1/cmdb/servers/42`, { method, body });
+        expect(anonymous.status, method).toBe(401);
+      }
     });
 
     it('answers 401 without a usable credential and 400 for a malformed scope', async () => {
