@@ -15,6 +15,8 @@ const ADMIN_MARKER = 'bootstrap:admin';
 export interface BootstrapReport {
   admin: { email: string; generatedPassword?: string; created: boolean };
   demoClient?: { client_id: string; client_secret?: string; redirect_uri: string; created: boolean };
+  /** DEMO_CLIENT is off and the demo client an earlier start registered was removed. */
+  demoClientRemoved?: boolean;
 }
 
 /**
@@ -41,7 +43,9 @@ export async function bootstrap(deps: Deps): Promise<BootstrapReport> {
   await ensureServiceAccountsClient(deps);
   await registerFirstPartyClient(deps);
 
-  if (config.demoClient) {
+  if (!config.demoClient) {
+    if (await removeDemoClient(deps)) report.demoClientRemoved = true;
+  } else {
     const redirectUri = `${config.publicUrl}/demo/callback`;
     const existing = await deps.clients.find(DEMO_CLIENT_ID);
     if (!existing) {
@@ -55,10 +59,25 @@ export async function bootstrap(deps: Deps): Promise<BootstrapReport> {
   return report;
 }
 
+const DEMO_CLIENT_NAME = 'Demo App';
+
+/**
+ * With DEMO_CLIENT off, a demo client an earlier start registered is removed: it may ask
+ * for every scope, and its secret was printed. A client an admin created under the same
+ * id (another name) is theirs and stays.
+ */
+async function removeDemoClient(deps: Deps): Promise<boolean> {
+  const existing = await deps.clients.find(DEMO_CLIENT_ID);
+  if (!existing || existing.client_name !== DEMO_CLIENT_NAME) return false;
+  await deps.clients.remove(DEMO_CLIENT_ID);
+  await deps.audit.record({ type: 'admin.client.deleted', outcome: 'success', actor: 'bootstrap', subject: DEMO_CLIENT_ID, details: { reason: 'DEMO_CLIENT is off' } });
+  return true;
+}
+
 function demoClientMetadata(redirectUri: string, deps: Deps): ClientMetadata {
   return {
     client_id: DEMO_CLIENT_ID,
-    client_name: 'Demo App',
+    client_name: DEMO_CLIENT_NAME,
     redirect_uris: [redirectUri],
     post_logout_redirect_uris: [`${deps.config.publicUrl}/demo/callback`],
     grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
@@ -91,6 +110,7 @@ export function describeBootstrap(report: BootstrapReport, publicUrl: string): s
     lines.push(`  bootstrap admin: ${report.admin.email}`);
     if (report.admin.generatedPassword) lines.push(`  admin password (shown once): ${report.admin.generatedPassword}`);
   }
+  if (report.demoClientRemoved) lines.push(`  demo client ${DEMO_CLIENT_ID} removed (DEMO_CLIENT is off)`);
   if (report.demoClient) {
     const d = report.demoClient;
     lines.push(`  demo client: ${d.client_id}${d.client_secret ? `  secret (shown once): ${d.client_secret}` : ''}`);

@@ -52,7 +52,9 @@ export function parseConfig(raw: Record<string, unknown>): Config {
     const where = issue.path.join('.') + (envName ? ` (${envName})` : '');
     throw new ConfigError(`invalid setting ${where || '(root)'}: ${issue.message}`);
   }
-  const config = result.data as Config;
+  // The demo client is for trying the server out: unless asked for, not next to real data.
+  const parsed = result.data as Omit<Config, 'demoClient'> & { demoClient?: boolean };
+  const config: Config = { ...parsed, demoClient: parsed.demoClient ?? parsed.redisUrl === undefined };
   if (config.redisCluster && config.redisSentinelName) {
     throw new ConfigError('invalid setting redisSentinelName (REDIS_SENTINEL_NAME): cannot be combined with REDIS_CLUSTER');
   }

@@ -3,8 +3,8 @@ import { SIGNING_ALGS } from '../domain/signing-algs.ts';
 import { jwksSchema, jwksUriSchema } from '../domain/client-registration.ts';
 
 const seconds = (def: number) => z.coerce.number().int().positive().default(def);
-const bool = (def: boolean) =>
-  z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean()).default(def);
+const flag = z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean());
+const bool = (def: boolean) => flag.default(def);
 const csv = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
 const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
 
@@ -84,7 +84,7 @@ export const settings = {
   serviceAccountRequireJti: { env: 'SERVICE_ACCOUNT_REQUIRE_JTI', schema: bool(false), doc: 'refuse service-account assertions without a jti (every assertion then single use)' },
   sessionTtl: { env: 'SESSION_TTL', schema: seconds(14 * 24 * 3600), doc: 'browser session lifetime at the authorization server, seconds' },
   keyRefreshSeconds: { env: 'KEY_REFRESH_SECONDS', schema: seconds(30), doc: 'how often an instance looks for rotated signing keys' },
-  demoClient: { env: 'DEMO_CLIENT', schema: bool(true), doc: 'register the demo client at start-up' },
+  demoClient: { env: 'DEMO_CLIENT', schema: flag.optional(), doc: 'register the demo client at start-up (it may ask for every scope, admin ones included, and its secret is printed once: for trying the server out); unset: on with the in-memory store, off with REDIS_URL; off also removes a demo client an earlier start registered' },
   argon2MemoryKiB: { env: 'ARGON2_MEMORY_KIB', schema: z.coerce.number().int().min(8192).default(19456), doc: 'argon2id memory cost (OWASP: 19456)' },
   argon2TimeCost: { env: 'ARGON2_TIME_COST', schema: z.coerce.number().int().min(1).default(2), doc: 'argon2id iterations (OWASP: 2)' },
   argon2Concurrency: { env: 'ARGON2_CONCURRENCY', schema: z.coerce.number().int().min(1).max(64).default(3), doc: 'argon2id hashes run at once (the rest wait their turn): keep it below UV_THREADPOOL_SIZE (libuv default 4), so RS256/PS256 token signing always finds a free thread' },
@@ -112,7 +112,9 @@ export const settings = {
 } as const;
 
 type Settings = typeof settings;
-export type Config = { [K in keyof Settings]: z.output<Settings[K]['schema']> };
+type ParsedSettings = { [K in keyof Settings]: z.output<Settings[K]['schema']> };
+/** The settings as the server uses them: parseConfig decides what an unset DEMO_CLIENT means. */
+export type Config = Omit<ParsedSettings, 'demoClient'> & { demoClient: boolean };
 
 export const configSchema = z.object(
   Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, v.schema])) as { [K in keyof Settings]: Settings[K]['schema'] },

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve, join } from 'node:path';
@@ -60,6 +60,59 @@ describe('the server process', () => {
       proc.child.kill('SIGTERM');
     }
     expect(await proc.exited).toBe(0);
+  });
+
+  it('registers the demo client on Redis only when DEMO_CLIENT asks for it, and removes it once it is off', async () => {
+    const env = { REDIS_URL: inject('redisUrl'), REDIS_PREFIX: `demo${Date.now()}:`, SECRET_KEY: 'demo-client-test-secret-key-0123456789', ADMIN_PASSWORD: 'Admin-Pass-12345', LOG_LEVEL: 'warn' };
+    const run = async (extra: Record<string, string>, whileUp: (port: number, out: string) => Promise<void>) => {
+      const port = await freePort();
+      const proc = startProcess({ ...env, ...extra, PORT: String(port) });
+      try {
+        await waitFor(() => proc.out().includes('discovery:'));
+        await new Promise((r) => setTimeout(r, 100));
+        await whileUp(port, proc.out());
+      } finally {
+        proc.child.kill('SIGTERM');
+      }
+      expect(await proc.exited).toBe(0);
+    };
+    const clientCredentials = (port: number, secret: string) => fetch(`http://localhost:${port}/oauth/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`demo-app:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials&scope=admin.users',
+    });
+
+    let secret = '';
+    await run({ DEMO_CLIENT: 'true' }, async (port, out) => {
+      secret = /demo client: demo-app {2}secret \(shown once\): ([A-Za-z0-9]{48})/.exec(out)![1];
+      expect((await clientCredentials(port, secret)).status).toBe(200);
+    });
+    // REDIS_URL without DEMO_CLIENT: the production shape. The client and its printed secret are gone.
+    await run({}, async (port, out) => {
+      expect(out).toContain('demo client demo-app removed (DEMO_CLIENT is off)');
+      expect(out).not.toContain('secret (shown once)');
+      const refused = await clientCredentials(port, secret);
+      expect(refused.status).toBe(401);
+      expect((await refused.json() as { error: string }).error).toBe('invalid_client');
+    });
+    // An admin's own client under that id (another name) is theirs: it stays.
+    const adminToken = async (port: number) => ((await (await fetch(`http://localhost:${port}/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'admin@example.com', password: env.ADMIN_PASSWORD }),
+    })).json()) as { token: string }).token;
+    await run({ DEMO_CLIENT: 'false' }, async (port, out) => {
+      expect(out).not.toContain('demo client');
+      const created = await fetch(`http://localhost:${port}/v1/admin/clients`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await adminToken(port)}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ client_id: 'demo-app', client_name: 'Our portal', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', scope: 'cmdb.read' }),
+      });
+      expect(created.status).toBe(201);
+    });
+    await run({}, async (port, out) => {
+      expect(out).not.toContain('demo client');
+      const kept = await fetch(`http://localhost:${port}/v1/admin/clients/demo-app`, { headers: { authorization: `Bearer ${await adminToken(port)}` } });
+      expect(kept.status).toBe(200);
+    });
   });
 
   it('refuses to start on a bad setting with one line naming it', async () => {

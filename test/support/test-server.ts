@@ -63,6 +63,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     // Limits no test meets by accident; the rate-limit tests set their own.
     rateLimitPerHour: 1_000_000,
     rateLimitBurst: 1_000_000,
+    // Most tests use the demo client, which REDIS_URL alone would leave out.
+    demoClient: true,
     ...options.config,
   });
   const logger = createLogger(config.logLevel, options.logDestination);

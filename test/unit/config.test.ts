@@ -61,6 +61,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ CONFIG_FILE: join(dir, 'missing.json') }, emptyDir())).toThrow(/CONFIG_FILE/);
   });
 
+  it('registers the demo client by default only on the in-memory store', () => {
+    expect(loadConfig({}, emptyDir()).demoClient).toBe(true);
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }, emptyDir()).demoClient).toBe(false);
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', DEMO_CLIENT: 'true' }, emptyDir()).demoClient).toBe(true);
+    expect(loadConfig({ DEMO_CLIENT: 'false' }, emptyDir()).demoClient).toBe(false);
+  });
+
   it('refuses a config-file client with a field it does not know, naming the field', () => {
     const dir = emptyDir();
     const client = { client_id: 'portal', client_secret: 'portal-secret-0123456789', redirect_uris: ['https://portal.example/cb'] };
