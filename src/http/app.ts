@@ -61,7 +61,7 @@ export function createApp(deps: Deps): App {
   koa.use(requestLog(deps.logger));
   koa.use(httpMetrics(deps.metrics));
   koa.use(securityHeaders());
-  koa.use(errorHandler(deps.logger, { oauthFormPaths: [SERVICE_ACCOUNT_TOKEN_PATH] }));
+  koa.use(errorHandler(deps.logger, { oauthFormPaths: [SERVICE_ACCOUNT_TOKEN_PATH], clock: deps.clock }));
   koa.use(forceHttps({ enabled: deps.config.forceHttps, publicUrl: deps.config.publicUrl }));
   koa.use(corsPolicy(() => deps.settings.current().corsOrigins));
   koa.use(clientVersion({ minimum: deps.config.minClientVersion }));

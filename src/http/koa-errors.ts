@@ -1,7 +1,15 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
+import { systemClock, type Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
 import type { Logger } from '../logger.ts';
 import { StoreUnavailableError } from '../store/store.ts';
+
+export interface ErrorHandlerOptions {
+  /** Paths outside /oauth/ whose errors keep the RFC 6749 form (the service-account token endpoint). */
+  oauthFormPaths?: readonly string[];
+  /** The clock X-RateLimit-Reset of a 429 is computed on (default: the system clock). */
+  clock?: Clock;
+}
 
 /**
  * The one place that decides what a client sees of an error: AppError becomes the
@@ -10,12 +18,20 @@ import { StoreUnavailableError } from '../store/store.ts';
  * service-account token endpoint under /v1), the same errors keep the RFC 6749 §5.2 form
  * OAuth clients parse ({error, error_description}, plus request_id): also those raised
  * before the route runs (body too large, wrong Content-Type, malformed body, rate limit).
+ *
+ * Errors answered without a throw pass here too: the JSON errors oidc-provider renders
+ * itself (token, introspection, revocation, PAR...), our userinfo's refusals and the
+ * clientless JWT-bearer answer get the request id added to their RFC 6749 fields (see
+ * withRequestId), and every 429 its X-RateLimit-* headers made to agree with its
+ * Retry-After (see alignRateLimitHeaders).
  */
-export function errorHandler(logger: Logger, options: { oauthFormPaths?: readonly string[] } = {}): Middleware {
+export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}): Middleware {
   const oauthFormPaths = new Set(options.oauthFormPaths ?? []);
+  const clock = options.clock ?? systemClock;
   return async (ctx, next) => {
     try {
       await next();
+      withRequestId(ctx);
     } catch (err) {
       const requestId = String(ctx.state.requestId ?? '');
       const appError = toAppError(err);
@@ -30,7 +46,42 @@ export function errorHandler(logger: Logger, options: { oauthFormPaths?: readonl
       for (const [name, value] of Object.entries(appError.headers)) ctx.set(name, value);
       ctx.body = ctx.path.startsWith('/oauth/') || oauthFormPaths.has(ctx.path) ? oauthBody(appError, requestId) : appError.toBody(requestId);
     }
+    alignRateLimitHeaders(ctx, clock);
   };
+}
+
+/**
+ * DESIGN.md: error bodies repeat the request id. A JSON error body made without a throw
+ * (oidc-provider renders its own errors in RFC 6749 form) gets `request_id` next to its
+ * fields, which stay as they were; HTML pages, successes and bodies that already carry
+ * one are left alone.
+ */
+function withRequestId(ctx: Context): void {
+  if (ctx.status < 400 || !ctx.response.is('json')) return;
+  const body: unknown = ctx.body;
+  if (!body || typeof body !== 'object' || Array.isArray(body) || Buffer.isBuffer(body) || typeof (body as { pipe?: unknown }).pipe === 'function') return;
+  const fields = body as Record<string, unknown>;
+  if (typeof fields.error !== 'string' || 'request_id' in fields) return;
+  ctx.body = { ...fields, request_id: String(ctx.state.requestId ?? '') };
+}
+
+/**
+ * A 429 says when to come back twice: Retry-After, and X-RateLimit-Reset-After, which
+ * the API guide's retry loop reads. A refusal other than the rate limiter's own (an
+ * account lockout) went out with the X-RateLimit-* headers of a bucket that is not what
+ * refused it (set before the route ran); whatever refused, the headers say "none left,
+ * come back after Retry-After": Remaining 0, Reset-After = Retry-After, Reset = now +
+ * Retry-After (epoch seconds, rounded up like the limiter's). The limiter's own 429
+ * already says exactly that and is left as it is.
+ */
+function alignRateLimitHeaders(ctx: Context, clock: Clock): void {
+  if (ctx.status !== 429) return;
+  const retryAfter = String(ctx.response.get('Retry-After'));
+  if (!/^\d+$/.test(retryAfter)) return;
+  if (ctx.response.get('X-RateLimit-Reset-After') === retryAfter && ctx.response.get('X-RateLimit-Remaining') === '0') return;
+  ctx.set('X-RateLimit-Remaining', '0');
+  ctx.set('X-RateLimit-Reset', String(Math.ceil(clock.now() / 1000) + Number(retryAfter)));
+  ctx.set('X-RateLimit-Reset-After', retryAfter);
 }
 
 export function toAppError(err: unknown): AppError {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { promisify } from 'node:util';
 import { startTestServer, startTestServerBehindProxy, type TestServer } from '../support/test-server.ts';
 import { createTestUser, type TestUser } from '../support/user-token.ts';
 import { auditEvents, call, login, totpAt } from '../support/auth-client.ts';
@@ -117,6 +119,85 @@ describe('brute-force protection (Redis store; 2 free failures, then 60 s and 12
     const locked = await login(server, { email: user.email, password: user.password, totp_code: totpAt(secret, server.clock.now()) });
     expect(locked.status).toBe(429);
     expect((await auditEvents(server, 'login.failure')).filter((e) => e.actor === user.id && e.details?.reason === 'second_factor')).toHaveLength(5);
+  });
+
+  it('a lockout 429 carries X-RateLimit-* that agree with its Retry-After, so the guide\'s retry loop waits out the lock', async () => {
+    const user = await createTestUser(server, ['cmdb.read'], 'ratelimitheaders');
+    /** Retry-After and the X-RateLimit-* headers agree: none left, come back after Retry-After. */
+    const expectConsistent429 = (res: { status: number; headers: Headers }) => {
+      expect(res.status).toBe(429);
+      const retry = Number(res.headers.get('retry-after'));
+      expect(res.headers.get('x-ratelimit-reset-after')).toBe(String(retry));
+      expect(res.headers.get('x-ratelimit-remaining')).toBe('0');
+      // Epoch seconds by the server's (moved) clock, rounded up.
+      const reset = Number(res.headers.get('x-ratelimit-reset'));
+      expect(reset).toBeGreaterThanOrEqual(Math.floor(server.clock.now() / 1000) + retry - 1);
+      expect(reset).toBeLessThanOrEqual(Math.ceil(server.clock.now() / 1000) + retry);
+      // The /v1 rate limit's own bucket limit is still reported.
+      expect(Number(res.headers.get('x-ratelimit-limit'))).toBeGreaterThan(0);
+    };
+    for (let i = 0; i < 3; i++) expect((await wrong(user.email)).status).toBe(401);
+    // The growing delay (60 s), then, two failures later, the lock (15 min).
+    const delayed = await login(server, { email: user.email, password: user.password });
+    retryAfter(delayed, DELAY_SECONDS);
+    expectConsistent429(delayed);
+    server.clock.advance(DELAY_SECONDS * 1000);
+    expect((await wrong(user.email)).status).toBe(401);
+    server.clock.advance(2 * DELAY_SECONDS * 1000);
+    expect((await wrong(user.email)).status).toBe(401);
+    const locked = await login(server, { email: user.email, password: user.password });
+    expect(locked.body.code).toBe('ACCOUNT_LOCKED');
+    retryAfter(locked, 900);
+    expectConsistent429(locked);
+
+    // The guide's make_api_request_with_retry ("Handling Rate Limits"), verbatim, against the
+    // locked login: requests.get sends the login and time.sleep only records how long it
+    // would have waited, next to the Retry-After of the 429 it read.
+    const script = `
+import json
+import sys
+import time
+import requests
+
+def make_api_request_with_retry(url, headers):
+    """Make API request with automatic retry on rate limit"""
+    max_retries = 3
+    retry_count = 0
+    while retry_count < max_retries:
+        response = requests.get(url, headers=headers)
+        if response.status_code == 429:  # Too Many Requests
+            # Get retry after time
+            retry_after = int(response.headers.get('X-RateLimit-Reset-After', 60))
+            print(f"Rate limited. Waiting {retry_after} seconds...")
+            time.sleep(retry_after)
+            retry_count += 1
+            continue
+        return response
+    raise Exception("Max retries exceeded")
+
+url, body = sys.argv[1], json.loads(sys.argv[2])
+seen = []
+post = requests.post
+def login(url, headers):
+    response = post(url, json=body, headers=headers)
+    seen.append(response.headers.get('Retry-After'))
+    return response
+requests.get = login
+time.sleep = lambda seconds: print(f"slept {seconds} with Retry-After {seen[-1]}")
+try:
+    make_api_request_with_retry(url, {})
+except Exception as e:
+    print(e)
+`;
+    const { stdout } = await promisify(execFile)('/usr/bin/python3', ['-c', script, `${server.url}/v1/auth/login`, JSON.stringify({ email: user.email, password: user.password })]);
+    const waits = [...stdout.matchAll(/^slept (\d+) with Retry-After (\d+)$/gm)];
+    expect(waits, stdout).toHaveLength(3);
+    for (const [, slept, retry] of waits) {
+      expect(slept).toBe(retry);
+      expect(Number(slept)).toBeGreaterThan(900 - 5);
+      expect(Number(slept)).toBeLessThanOrEqual(900);
+    }
+    expect(stdout.trim().split('\n').at(-1)).toBe('Max retries exceeded');
   });
 
   it('locks the sign-in page and the API together', async () => {

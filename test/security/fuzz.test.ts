@@ -2,8 +2,8 @@
 // route with a body, as listed by the server's own OpenAPI document (so new routes are
 // fuzzed without touching this file), and the OAuth form endpoints. Properties: never a
 // 5xx, never a hang (each request has a deadline), always the contract's error shape
-// ({error, code, request_id} on /v1; RFC 6749 {error, error_description?} under /oauth and
-// on the routes that document it), no prototype pollution, and /healthz still answers.
+// ({error, code, request_id} on /v1; RFC 6749 {error, error_description?, request_id} under
+// /oauth and on the routes that document it), no prototype pollution, and /healthz still answers.
 //
 // A failure prints fast-check's seed and path; rerun it exactly with
 //   FUZZ_SEED=<seed> FUZZ_PATH=<path> npx vitest run test/security/fuzz.test.ts
@@ -172,8 +172,8 @@ describe('fuzzing every request body: never a 5xx, never a hang, always the erro
     if (options.oauthErrors) {
       expect(typeof body.error, `RFC 6749 error for ${what}`).toBe('string');
       if (body.error_description !== undefined) expect(typeof body.error_description).toBe('string');
-      // Answers from our own routes also carry the request id; the provider's do not.
-      if (body.request_id !== undefined) expect(body.request_id).toBe(requestId);
+      // Every error repeats the request id, the provider's own included (DESIGN.md "HTTP edge").
+      expect(body.request_id, `request_id for ${what}`).toBe(requestId);
       expect(body.code, what).toBeUndefined();
     } else {
       expect(body, `contract error shape for ${what}`).toMatchObject({ error: expect.any(String), code: expect.any(String), request_id: requestId });
