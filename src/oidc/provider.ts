@@ -1,4 +1,4 @@
-import Provider, { type Configuration, type KoaContextWithOIDC, errors as oidcErrors } from 'oidc-provider';
+import Provider, { type Client, type Configuration, type KoaContextWithOIDC, errors as oidcErrors } from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { apiAudienceOf } from '../config/load.ts';
 import { createAdapterFactory } from './adapter.ts';
@@ -129,10 +129,16 @@ export function buildProvider(deps: Deps): Provider {
       customizers: {
         // RFC 9068 plus the `scopes` array the guide's hasScope() reads, and the grant id
         // so that revoking a login also revokes its JWT access tokens. A user's token never
-        // carries a scope the user no longer holds, whatever the grant once recorded.
+        // carries a scope the user no longer holds, nor one its client is no longer
+        // registered for, whatever the grant or refresh token once recorded.
         jwt: async (ctx, token, jwt) => {
           let scopes = parseScope(jwt.payload.scope as string | undefined);
           const { accountId, grantId } = token as { accountId?: string; grantId?: string };
+          const clientScopes = registeredScopesOf(ctx, token);
+          if (clientScopes) {
+            scopes = scopes.filter((s) => isOidcScope(s) || clientScopes.has(s));
+            jwt.payload.scope = scopes.join(' ') || undefined;
+          }
           if (accountId) {
             // A service account (sa_…) is held to its current scopes the same way. The owner
             // as the minting code has just read it (checked-owner.ts), else read now.
@@ -145,6 +151,9 @@ export function buildProvider(deps: Deps): Provider {
           }
           jwt.payload.scopes = scopes;
           if (grantId) jwt.payload.gid = grantId;
+          // The token response's `scope` is read from the token after this: it must name
+          // what the JWT carries, not what the grant once recorded (RFC 6749 §5.1).
+          (token as { scope?: string }).scope = jwt.payload.scope as string | undefined;
         },
       },
     },
@@ -158,8 +167,8 @@ export function buildProvider(deps: Deps): Provider {
       ClientCredentials: () => deps.settings.current().tokens.accessTokenTtl,
       AuthorizationCode: config.authorizationCodeTtl,
       IdToken: () => deps.settings.current().tokens.idTokenTtl,
-      RefreshToken: () => deps.settings.current().tokens.refreshTokenTtl,
-      // A grant must outlive the longest refresh token issued from it.
+      RefreshToken: (ctx) => refreshTokenTtl(ctx, deps.settings.current().tokens.refreshTokenTtl),
+      // A grant must outlive the longest refresh token issued from it (see refreshTokenTtl).
       Grant: () => deps.settings.current().tokens.refreshTokenTtl + 3600,
       Session: config.sessionTtl,
       Interaction: 3600,
@@ -209,6 +218,37 @@ export function buildProvider(deps: Deps): Provider {
   // RFC 7523 JWT-bearer grant for service accounts (also serves /v1/auth/service-account/token).
   registerJwtBearerGrant(provider, deps);
   return provider;
+}
+
+/**
+ * The lifetime of a refresh token about to be saved. A fresh login's first refresh token
+ * gets the full `tokens.refreshTokenTtl`; one replacing a rotated token (refresh_token
+ * grant, rotateRefreshToken) gets only what remained of that one. Rotation therefore never
+ * extends an OAuth login, the rule the first-party login follows too (first-party-tokens.ts):
+ * a sliding lifetime would outlive the login's Grant, whose TTL (ttl.Grant) is fixed when
+ * it is saved, and the client would meet invalid_grant before its refresh token's `exp`.
+ */
+function refreshTokenTtl(ctx: KoaContextWithOIDC | undefined, fullTtl: number): number {
+  const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+  if (!rotated) return fullTtl;
+  // The grant has just checked it is unexpired; a second boundary since then must not make
+  // this zero, which the provider refuses as a TTL.
+  return Math.max(1, rotated.remainingTTL);
+}
+
+/**
+ * The scopes the client of a token about to be signed is registered for now: its `scope`
+ * metadata as loaded for this request (clients are read from the store on every use), or
+ * as the minting code loaded it outside a provider request (first-party login). Undefined
+ * when unknown or unrestricted (no or an empty `scope`, which the provider reads as "any").
+ * An admin narrowing a client (PATCH /v1/admin/clients/:id) revokes nothing, so grants
+ * and refresh tokens issued before still name the removed scopes; the JWT customizer
+ * drops them from every access token signed from then on.
+ */
+function registeredScopesOf(ctx: KoaContextWithOIDC | undefined, token: { clientId?: string; client?: Client }): Set<string> | undefined {
+  const client = ctx?.oidc?.client?.clientId === token.clientId ? ctx?.oidc?.client : token.client;
+  if (!client?.scope || client.clientId !== token.clientId) return undefined;
+  return new Set(parseScope(client.scope));
 }
 
 /** Marks provider-generated form markup (already escaped by the provider) as safe. */

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { clientAccessToken, codeFlowTokens, createTestUser } from '../support/user-token.ts';
+import { api } from '../support/admin-client.ts';
+import { introspect } from '../support/auth-client.ts';
+import { signInThroughForms } from '../support/form-login.ts';
+
+/** grant_type=refresh_token at /oauth/token with HTTP Basic; returns the status and body. */
+async function refreshAtTokenEndpoint(server: TestServer, client: { client_id: string; client_secret: string }, refreshToken: string) {
+  const response = await fetch(`${server.url}/oauth/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`).toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+}
+
+const claimsOf = (jwt: string): Record<string, unknown> => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+
+/**
+ * What a refresh token at /oauth/token can still get once time has passed or an admin
+ * has changed things: the login's end does not move with rotation, and a client's
+ * narrowed registration binds the tokens its older refresh tokens mint.
+ */
+describe('OAuth refresh tokens are bounded by their login and by their client (Redis store)', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('rotation at /oauth/token does not extend the login: the new refresh token expires no later than the one it replaces', async () => {
+    const user = await createTestUser(server, ['cmdb.read']);
+    const { tokens } = await codeFlowTokens(server, user, 'openid offline_access cmdb.read');
+    const first = await introspect(server, tokens.refresh_token!);
+    expect(first).toMatchObject({ active: true, client_id: server.demoClient.client_id, sub: user.id });
+    const firstExp = first.exp as number;
+
+    // Real time has to pass: the provider stamps tokens with the wall clock.
+    await new Promise((resolve) => setTimeout(resolve, 3100));
+    const refreshed = await refreshAtTokenEndpoint(server, server.demoClient, tokens.refresh_token!);
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body.refresh_token).toBeDefined();
+    expect(refreshed.body.refresh_token).not.toBe(tokens.refresh_token);
+
+    const second = await introspect(server, refreshed.body.refresh_token);
+    expect(second).toMatchObject({ active: true, client_id: server.demoClient.client_id, sub: user.id });
+    // It inherits what was left of the first one (a sliding lifetime would be 3 s later; a
+    // second boundary between the provider's TTL reading and its save can add one).
+    expect(second.exp as number).toBeLessThanOrEqual(firstExp + 1);
+    expect(second.exp as number).toBeGreaterThanOrEqual(firstExp - 1);
+    expect((await introspect(server, tokens.refresh_token!)).active).toBe(false);
+  });
+
+  it('narrowing a client\'s scope binds its existing refresh tokens: refreshed access tokens lose the removed scope', async () => {
+    const admin = await clientAccessToken(server, 'admin.settings admin.users');
+    const redirectUri = 'http://127.0.0.1:8093/cb';
+    const created = await api(server, 'POST', '/v1/admin/clients', {
+      token: admin,
+      body: {
+        client_name: 'Reports portal',
+        redirect_uris: [redirectUri],
+        grant_types: ['authorization_code', 'refresh_token'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        scope: 'openid offline_access cmdb.read reports.read',
+      },
+    });
+    expect(created.status).toBe(201);
+    const client = { client_id: created.body.client_id as string, client_secret: created.body.client_secret as string };
+
+    const user = await createTestUser(server, ['cmdb.read', 'reports.read']);
+    const config = await oidc.discovery(new URL(server.url), client.client_id, client.client_secret, undefined, { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      scope: 'openid offline_access cmdb.read reports.read',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    const callback = await signInThroughForms(url.toString(), server.url, user);
+    const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
+    expect(claimsOf(tokens.access_token).scopes).toEqual(expect.arrayContaining(['cmdb.read', 'reports.read']));
+    expect(tokens.refresh_token).toBeDefined();
+
+    const narrowed = await api(server, 'PATCH', `/v1/admin/clients/${client.client_id}`, { token: admin, body: { scope: 'openid offline_access cmdb.read' } });
+    expect(narrowed.status).toBe(200);
+
+    const refreshed = await refreshAtTokenEndpoint(server, client, tokens.refresh_token!);
+    expect(refreshed.status).toBe(200);
+    const claims = claimsOf(refreshed.body.access_token);
+    expect(claims.client_id).toBe(client.client_id);
+    expect(claims.scopes).toContain('cmdb.read');
+    expect(claims.scopes).not.toContain('reports.read');
+    expect(String(claims.scope).split(' ')).not.toContain('reports.read');
+    expect(String(claims.scope).split(' ')).toContain('cmdb.read');
+    // The response names what the token carries (RFC 6749 §5.1), not what the grant recorded.
+    expect(refreshed.body.scope).toBe(claims.scope);
+
+    const verify = (scope: string) => api(server, 'GET', `/v1/auth/verify?scope=${scope}`, { token: refreshed.body.access_token });
+    expect((await verify('reports.read')).status).toBe(403);
+    expect((await verify('cmdb.read')).status).toBe(200);
+  });
+});
