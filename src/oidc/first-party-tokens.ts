@@ -10,6 +10,7 @@ import { apiScopesOf, parseScope } from '../domain/scopes.ts';
 import { constantTimeEqual } from '../domain/secrets.ts';
 import type { User } from '../domain/users.ts';
 import { AppError } from '../errors/app-error.ts';
+import { invalidToken } from '../http/credentials.ts';
 import { revokeGrant } from './account-sessions.ts';
 import { rememberCheckedOwner } from './checked-owner.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
@@ -63,8 +64,6 @@ interface Family {
   exp: number;
 }
 
-const invalidRefreshToken = () => new AppError('INVALID_TOKEN', { message: 'Invalid or expired refresh token' });
-
 /**
  * Tokens of the first-party login, minted through oidc-provider's own models so they are
  * the same JWT access tokens (same keys, `scopes`, `gid`, introspection, deny-list) and
@@ -81,6 +80,8 @@ export function createFirstPartyTokens(
 ) {
   const { config, clock, store, secrets, users, audit, scopeCatalog, settings } = deps;
   const audience = apiAudienceOf(config);
+  // A 401 names its challenge (RFC 9110 §15.5.2), as every INVALID_TOKEN of /v1 does.
+  const invalidRefreshToken = () => invalidToken(config.publicUrl, 'Invalid or expired refresh token');
   const usedKey = (refreshToken: string) => `refresh-used:${secrets.keyedHash(USED_PURPOSE, refreshToken)}`;
 
   /** The first-party client, registered again should it have gone missing (e.g. removed by an admin). */

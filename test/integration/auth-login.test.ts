@@ -216,6 +216,7 @@ describe('first-party login API (Redis store)', () => {
       const res = await refresh(server, junk);
       expect(res.status).toBe(401);
       expect(res.body.code).toBe('INVALID_TOKEN');
+      expect(res.headers.get('www-authenticate')).toBe(`Bearer realm="${server.url}", error="invalid_token"`);
     }
     expect((await call(server, 'POST', '/v1/auth/refresh', { body: {} })).body.details[0].field).toBe('refreshToken');
   });
