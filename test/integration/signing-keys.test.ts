@@ -37,4 +37,23 @@ describe('signed access tokens and the published key set', () => {
     const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), { issuer: server.url, algorithms: [alg] });
     expect(payload.scope).toBe('cmdb.read');
   });
+
+  it("never publishes oidc-provider's development keys (its default without a key set), and signs in on our own page", async () => {
+    const server = await startTestServer({ store: 'memory' });
+    servers.push(server);
+    const { default: devKeys } = await import('oidc-provider/lib/consts/dev_keystore.js' as string) as { default: JSONWebKeySet };
+    const devPublic = new Set(devKeys.keys.map((k) => String(k.n ?? k.x)));
+    const jwks = (await (await fetch(`${server.url}/oauth/jwks`)).json()) as JSONWebKeySet;
+    for (const key of jwks.keys) expect(devPublic.has(String(key.n ?? key.x)), key.kid).toBe(false);
+    // The authorization request lands on our own sign-in page (views/login), not the provider's quick-start one.
+    const authorize = `${server.url}/oauth/authorize?client_id=${server.demoClient.client_id}&response_type=code&scope=openid&redirect_uri=${encodeURIComponent(server.demoClient.redirect_uri)}&state=s&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`;
+    const started = await fetch(authorize, { redirect: 'manual' });
+    expect(started.status).toBe(303);
+    const cookie = started.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const page = await fetch(new URL(started.headers.get('location')!, server.url), { headers: { cookie } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('name="email"');
+    expect(html).not.toMatch(/devInteractions|name="login"/);
+  });
 });
