@@ -1,8 +1,8 @@
 import cors from '@koa/cors';
 import type { Middleware } from 'koa';
 
-/** The contract's CORS answer (DESIGN.md "HTTP edge"), as the guide prints it. */
-export const CORS_ALLOW_METHODS = 'GET, POST, PUT, DELETE, OPTIONS';
+/** The contract's CORS answer (DESIGN.md "HTTP edge"), as the guide prints it, plus PATCH: the admin API's own updates use it. */
+export const CORS_ALLOW_METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS';
 export const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, X-API-Key, X-Request-ID, X-Client-Version';
 export const CORS_MAX_AGE_SECONDS = 86_400;
 /** The first-party login routes whose cookie mode needs credentialed CORS requests. */

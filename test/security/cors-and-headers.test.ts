@@ -81,10 +81,10 @@ describe('CORS answers only the allow-listed origin, exactly', () => {
 
   it('does not reflect requested headers or methods beyond the contract, even for the allowed origin', async () => {
     const res = await fetch(`${server.url}/v1/auth/verify`, {
-      method: 'OPTIONS', headers: { origin: APP, 'access-control-request-method': 'PATCH', 'access-control-request-headers': 'x-evil, cookie, authorization' },
+      method: 'OPTIONS', headers: { origin: APP, 'access-control-request-method': 'PROPFIND', 'access-control-request-headers': 'x-evil, cookie, authorization' },
     });
     expect(res.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-API-Key, X-Request-ID, X-Client-Version');
-    expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, DELETE, OPTIONS');
+    expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, PATCH, DELETE, OPTIONS');
   });
 });
 
