@@ -7,6 +7,7 @@ import { createTestUser, type TestUser } from '../support/user-token.ts';
 import { auditEvents, call, login, totpAt } from '../support/auth-client.ts';
 import { CookieJar, follow, submit } from '../support/form-login.ts';
 import type { RespProxy } from '../support/resp-proxy.ts';
+import { GUIDE_PYTHON_RETRY } from '../support/guide-snippets.ts';
 
 /** A JSON POST sent from a chosen local address (127.0.0.2 is another client on loopback). */
 function postFrom(localAddress: string, url: string, body: unknown): Promise<{ status: number; body: any; retryAfter?: string }> {
@@ -159,22 +160,7 @@ import sys
 import time
 import requests
 
-def make_api_request_with_retry(url, headers):
-    """Make API request with automatic retry on rate limit"""
-    max_retries = 3
-    retry_count = 0
-    while retry_count < max_retries:
-        response = requests.get(url, headers=headers)
-        if response.status_code == 429:  # Too Many Requests
-            # Get retry after time
-            retry_after = int(response.headers.get('X-RateLimit-Reset-After', 60))
-            print(f"Rate limited. Waiting {retry_after} seconds...")
-            time.sleep(retry_after)
-            retry_count += 1
-            continue
-        return response
-    raise Exception("Max retries exceeded")
-
+${GUIDE_PYTHON_RETRY}
 url, body = sys.argv[1], json.loads(sys.argv[2])
 seen = []
 post = requests.post

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import { startTestServer, startTestServerBehindProxy, type TestServer } from '../support/test-server.ts';
 import type { RespProxy } from '../support/resp-proxy.ts';
+import { GUIDE_PYTHON_RETRY } from '../support/guide-snippets.ts';
 
 const run = promisify(execFile);
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -118,22 +119,7 @@ import sys
 import time
 import requests
 
-def make_api_request_with_retry(url, headers):
-    """Make API request with automatic retry on rate limit"""
-    max_retries = 3
-    retry_count = 0
-    while retry_count < max_retries:
-        response = requests.get(url, headers=headers)
-        if response.status_code == 429:  # Too Many Requests
-            # Get retry after time
-            retry_after = int(response.headers.get('X-RateLimit-Reset-After', 60))
-            print(f"Rate limited. Waiting {retry_after} seconds...")
-            time.sleep(retry_after)
-            retry_count += 1
-            continue
-        return response
-    raise Exception("Max retries exceeded")
-
+${GUIDE_PYTHON_RETRY}
 url, token = sys.argv[1], sys.argv[2]
 headers = {'Authorization': f'Bearer {token}'}
 for _ in range(2):
