@@ -22,6 +22,7 @@ import { createTotp } from './domain/totp.ts';
 import { createRecoveryCodes } from './domain/recovery-codes.ts';
 import { createMfaService, type MfaService } from './domain/mfa.ts';
 import { createLoginService, type LoginService } from './domain/login.ts';
+import { createDpopProofs, type DpopProofs } from './domain/dpop-proof.ts';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
 export interface Deps {
@@ -54,6 +55,8 @@ export interface Deps {
   mfa: MfaService;
   /** Password (+ second factor) sign-in shared by /v1/auth/login and the sign-in pages. */
   login: LoginService;
+  /** DPoP proofs (RFC 9449) with DPoP-bound access tokens at our resource endpoints (/v1, /oauth/userinfo). */
+  dpop: DpopProofs;
 }
 
 export async function buildDeps(base: { config: Config; clock: Clock; logger: Logger; store: Store }): Promise<Deps> {
@@ -76,6 +79,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     recoveryCodes: createRecoveryCodes({ store, passwords }),
   });
   const clients = createClientRepository({ store, secrets });
+  const accessTokens = createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl, clients });
   return {
     ...base,
     secrets,
@@ -84,7 +88,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     clients,
     signingKeys,
     keyRing,
-    accessTokens: createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl, clients }),
+    accessTokens,
     scopeCatalog: loadScopeCatalog(),
     serviceAccounts: createServiceAccountRepository({
       store,
@@ -105,6 +109,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     lockout,
     mfa,
     login: createLoginService({ users, lockout, mfa, audit }),
+    dpop: createDpopProofs({ store, clock, accessTokens }),
   };
 }
 

@@ -4,6 +4,7 @@ import { AppError } from '../errors/app-error.ts';
 import { parseScope } from '../domain/scopes.ts';
 import { subjectType, type Principal } from './principal.ts';
 import type { AccessTokenClaims } from '../oidc/access-tokens.ts';
+import { DPOP_PROOF_ALGS, type DpopRequest } from '../domain/dpop-proof.ts';
 
 /**
  * One way of presenting a credential. `extract` finds it on the request (undefined: not
@@ -31,16 +32,36 @@ const principalOfClaims = (claims: AccessTokenClaims): Principal => ({
   expiresAt: claims.exp,
 });
 
-export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens'>): CredentialStrategy {
+/** RFC 6750 §2.1 and RFC 9449 §7.1: the scheme, one or more spaces, the token (no spaces). */
+const BEARER = /^Bearer[ ]+([^ ]+)$/i;
+const DPOP = /^DPoP[ ]+([^ ]+)$/i;
+
+/**
+ * Access tokens in `Authorization`: `Bearer <token>` (RFC 6750), or `DPoP <token>` with a
+ * `DPoP: <proof>` header (RFC 9449 §7.1) for a token bound to the proof's key. A bound
+ * token is only good with its proof, so as a plain bearer it is refused; an unbound token
+ * is refused with the DPoP scheme (§7.2). The DPoP work is done only for that scheme: the
+ * bearer path is the one a gateway's checks take.
+ */
+export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens' | 'dpop' | 'config' | 'logger'>): CredentialStrategy {
+  const realm = deps.config.publicUrl;
+  // Requests whose token came with the DPoP scheme (extract marks them, resolve reads it).
+  const dpopScheme = new WeakSet<Context>();
   return {
     name: 'bearer',
     extract(ctx) {
       const header = ctx.get('authorization');
       if (!header) return undefined;
-      const match = /^Bearer[ ]+([^ ]+)$/i.exec(header.trim());
-      return match ? match[1] : '';
+      const trimmed = header.trim();
+      const match = BEARER.exec(trimmed);
+      if (match) return match[1];
+      const dpop = DPOP.exec(trimmed);
+      if (!dpop) return '';
+      dpopScheme.add(ctx);
+      return dpop[1];
     },
-    async resolve(token, _ctx, identified) {
+    async resolve(token, ctx, identified) {
+      if (dpopScheme.has(ctx)) return resolveDpop(token, ctx, identified);
       // A DPoP-bound token (RFC 9449 cnf.jkt) is only good with its proof; as a plain bearer it is refused.
       const result = await deps.accessTokens.verify(token, (claims) => {
         if (!claims.cnf) identified(principalOfClaims(claims));
@@ -49,7 +70,39 @@ export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens'>): Credentia
       return principalOfClaims(result.claims);
     },
   };
+
+  async function resolveDpop(token: string, ctx: Context, identified: Identified): Promise<Principal> {
+    const result = await deps.dpop.verifyBoundToken(dpopRequestOf(ctx, token, realm), (claims) => identified(principalOfClaims(claims)));
+    if (!result.ok) {
+      deps.logger.debug({ request_id: ctx.state.requestId, reason: result.reason }, 'DPoP token refused');
+      throw dpopRefusal(realm, result.error);
+    }
+    return principalOfClaims(result.claims);
+  }
 }
+
+/**
+ * What the DPoP check needs of a request: every DPoP header it carries (a repeated header
+ * is refused, not merged), its method, and its URL as the public URL names it (PUBLIC_URL
+ * and the path as received; query and fragment are not part of htu).
+ */
+export const dpopRequestOf = (ctx: Context, accessToken: string, publicUrl: string): DpopRequest => ({
+  proofs: ctx.req.headersDistinct.dpop,
+  method: ctx.method,
+  url: `${publicUrl}${ctx.path}`,
+  accessToken,
+});
+
+/** RFC 9449 §7.1: the DPoP challenge names the algorithms a proof may use. */
+export const dpopChallenge = (realm: string, error: string, description?: string): string =>
+  `DPoP realm="${realm}", error="${error}"${description ? `, error_description="${description}"` : ''}, algs="${DPOP_PROOF_ALGS.join(' ')}"`;
+
+/** A 401 INVALID_TOKEN in the contract's shape, with the DPoP challenge (invalid_dpop_proof or invalid_token). */
+export const dpopRefusal = (realm: string, error: 'invalid_dpop_proof' | 'invalid_token'): AppError =>
+  new AppError('INVALID_TOKEN', {
+    message: error === 'invalid_dpop_proof' ? 'Invalid DPoP proof' : undefined,
+    headers: { 'WWW-Authenticate': dpopChallenge(realm, error) },
+  });
 
 export const invalidToken = (realm: string, message?: string): AppError =>
   new AppError('INVALID_TOKEN', {

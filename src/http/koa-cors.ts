@@ -31,7 +31,8 @@ export function corsPolicy(allowedOrigins: () => readonly string[]): Middleware 
     credentials: false,
     keepHeadersOnError: false,
   };
-  const api = cors({ ...common, allowHeaders: CORS_ALLOW_HEADERS, exposeHeaders: CORS_EXPOSE_HEADERS });
+  // DPoP proofs (RFC 9449) go to the token endpoint and with bound tokens to /v1 and userinfo.
+  const api = cors({ ...common, allowHeaders: `${CORS_ALLOW_HEADERS}, DPoP`, exposeHeaders: CORS_EXPOSE_HEADERS });
   const oauth = cors({ ...common, allowHeaders: `${CORS_ALLOW_HEADERS}, DPoP`, exposeHeaders: `${CORS_EXPOSE_HEADERS}, DPoP-Nonce` });
   // The login's cookie mode: an allowed app sends its requests with credentials (the
   // HttpOnly refresh cookie) and the X-CSRF-Token header that goes with it.

@@ -2,6 +2,7 @@ import Provider, { type Client, type Configuration, type KoaContextWithOIDC, err
 import type { Deps } from '../deps.ts';
 import { apiAudienceOf } from '../config/load.ts';
 import { createAdapterFactory } from './adapter.ts';
+import { DPOP_PROOF_ALGS } from '../domain/dpop-proof.ts';
 import { providerSigningKeys } from './node-signing-key.ts';
 import { oidcScopes, parseScope } from '../domain/scopes.ts';
 import { html, SafeHtml } from '../../views/html.ts';
@@ -182,7 +183,7 @@ export function buildProvider(deps: Deps): Provider {
       userinfoSigningAlgValues: asymmetricAlgs as never,
       introspectionSigningAlgValues: asymmetricAlgs as never,
       authorizationSigningAlgValues: asymmetricAlgs as never,
-      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'RS256', 'PS256'] as never,
+      dPoPSigningAlgValues: [...DPOP_PROOF_ALGS] as never,
     },
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     clientDefaults: {

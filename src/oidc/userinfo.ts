@@ -4,6 +4,8 @@ import { parseScope } from '../domain/scopes.ts';
 import { parseBody } from '../http/koa-body.ts';
 import { oauthRoutes } from './provider.ts';
 import { createFindAccount } from './find-account.ts';
+import type { AccessTokenClaims } from './access-tokens.ts';
+import { dpopChallenge, dpopRequestOf } from '../http/credentials.ts';
 
 const claimsByScope: Record<string, string[]> = {
   openid: ['sub'],
@@ -14,6 +16,7 @@ const claimsByScope: Record<string, string[]> = {
 /**
  * /oauth/userinfo for our JWT access tokens (OIDC Core §5.3). The provider's own
  * userinfo only knows stored opaque tokens, and every access token we issue is a JWT.
+ * A DPoP-bound token is accepted with the DPoP scheme and its proof (RFC 9449 §7.1).
  */
 export function userinfoRoutes(deps: Deps): Router {
   const router = new Router();
@@ -22,20 +25,33 @@ export function userinfoRoutes(deps: Deps): Router {
   const handler: RouterMiddleware = async (ctx) => {
     const auth = ctx.get('authorization');
     const bodyToken = (ctx.request.body as Record<string, unknown> | undefined)?.access_token;
-    const token = /^bearer /i.test(auth) ? auth.slice(7).trim() : typeof bodyToken === 'string' ? bodyToken : '';
+    // RFC 9449 §7.1: a DPoP-bound token comes as `DPoP <token>` with a `DPoP` proof header.
+    const dpop = /^dpop /i.test(auth);
+    const token = /^bearer /i.test(auth) || dpop ? auth.slice(dpop ? 5 : 7).trim() : typeof bodyToken === 'string' ? bodyToken : '';
     const refuse = (error: string, description: string) => {
       ctx.status = error === 'insufficient_scope' ? 403 : 401;
-      ctx.set('WWW-Authenticate', `Bearer realm="${deps.config.publicUrl}", error="${error}", error_description="${description}"`);
+      ctx.set('WWW-Authenticate', dpop
+        ? dpopChallenge(deps.config.publicUrl, error, description)
+        : `Bearer realm="${deps.config.publicUrl}", error="${error}", error_description="${description}"`);
       ctx.body = { error, error_description: description };
     };
     if (!token) return refuse('invalid_token', 'no access token provided');
-    const result = await deps.accessTokens.verify(token);
-    if (!result.ok) return refuse('invalid_token', 'invalid token provided');
-    // DPoP-bound tokens need a proof; we do not accept them here as plain bearer tokens.
-    if (result.claims.cnf) return refuse('invalid_token', 'sender-constrained tokens are not accepted here');
-    const scopes = parseScope(result.claims.scope);
+    let claims: AccessTokenClaims;
+    if (dpop) {
+      const result = await deps.dpop.verifyBoundToken(dpopRequestOf(ctx, token, deps.config.publicUrl));
+      // A proof's failure names its rule (nothing secret); a token's stays as vague as a bearer's.
+      if (!result.ok) return refuse(result.error, result.error === 'invalid_dpop_proof' ? result.reason : 'invalid token provided');
+      claims = result.claims;
+    } else {
+      const result = await deps.accessTokens.verify(token);
+      if (!result.ok) return refuse('invalid_token', 'invalid token provided');
+      // A DPoP-bound token is only good with its proof (RFC 9449 §7.2), never as a plain bearer token.
+      if (result.claims.cnf) return refuse('invalid_token', 'sender-constrained tokens are not accepted here');
+      claims = result.claims;
+    }
+    const scopes = parseScope(claims.scope);
     if (!scopes.includes('openid')) return refuse('insufficient_scope', 'access token lacks the openid scope');
-    const account = await findAccount(ctx as never, result.claims.sub);
+    const account = await findAccount(ctx as never, claims.sub);
     if (!account) return refuse('invalid_token', 'invalid token provided');
     const all = (await account.claims('userinfo', scopes.join(' '), {}, [])) as Record<string, unknown>;
     const allowed = new Set(scopes.flatMap((s) => claimsByScope[s] ?? []));

@@ -172,7 +172,7 @@ describe('HTTP edge (Redis store)', () => {
       expect(res.status).toBe(204);
       expect(res.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
       expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, PATCH, DELETE, OPTIONS');
-      expect(res.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-API-Key, X-Request-ID, X-Client-Version');
+      expect(res.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-API-Key, X-Request-ID, X-Client-Version, DPoP');
       expect(res.headers.get('access-control-max-age')).toBe('86400');
       expect(res.headers.get('x-request-id')).toMatch(/^req_/);
     });

@@ -83,7 +83,7 @@ describe('CORS answers only the allow-listed origin, exactly', () => {
     const res = await fetch(`${server.url}/v1/auth/verify`, {
       method: 'OPTIONS', headers: { origin: APP, 'access-control-request-method': 'PROPFIND', 'access-control-request-headers': 'x-evil, cookie, authorization' },
     });
-    expect(res.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-API-Key, X-Request-ID, X-Client-Version');
+    expect(res.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-API-Key, X-Request-ID, X-Client-Version, DPoP');
     expect(res.headers.get('access-control-allow-methods')).toBe('GET, POST, PUT, PATCH, DELETE, OPTIONS');
   });
 });
