@@ -42,7 +42,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   });
   const rateLimitRejections = new Counter({
     name: 'nsa_rate_limit_rejections_total',
-    help: 'Requests refused with 429, by surface (v1, oauth) and the window that refused them',
+    help: 'Requests refused with 429, by surface (v1, oauth, browser) and the window that refused them',
     labelNames: ['surface', 'window'] as const,
     registers: [registry],
   });

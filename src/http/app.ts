@@ -19,7 +19,7 @@ import { metricsRoutes } from './metrics-routes.ts';
 import { forceHttps } from './koa-force-https.ts';
 import { corsPolicy } from './koa-cors.ts';
 import { clientVersion } from './koa-client-version.ts';
-import { oauthRateLimit, rateLimitDepsOf } from './koa-rate-limit.ts';
+import { browserRateLimit, oauthRateLimit, rateLimitDepsOf } from './koa-rate-limit.ts';
 import { clientCredentialsFastPath } from '../oidc/client-credentials-fast-path.ts';
 import { introspectionFastPath } from '../oidc/introspection-fast-path.ts';
 import { routesBySegment } from './route-dispatch.ts';
@@ -55,8 +55,9 @@ export function createApp(deps: Deps): App {
 
   // Order: outermost first. Every response, errors included, gets its request id, log line,
   // metrics and security headers; errors are shaped in one place; then the edge refuses
-  // early (plain HTTP, CORS preflight, old clients); then our routes (/v1 counts its rate
-  // limit in front of its router), then the provider behind its own rate limit.
+  // early (plain HTTP, CORS preflight, old clients); the browser-facing requests count per
+  // IP; then our routes (/v1 counts its rate limit in front of its router), then the
+  // provider behind its own rate limit.
   koa.use(requestId());
   koa.use(requestLog(deps.logger));
   koa.use(httpMetrics(deps.metrics));
@@ -66,6 +67,7 @@ export function createApp(deps: Deps): App {
   koa.use(corsPolicy(() => deps.settings.current().corsOrigins));
   koa.use(clientVersion({ minimum: deps.config.minClientVersion }));
   koa.use(interactionErrorPages(deps.logger));
+  koa.use(browserRateLimit(rateLimitDepsOf(deps)));
   koa.use(routesBySegment([...routers, interactionRoutes(deps, providers.current)]));
   koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
   koa.use(providerStoreOutage());

@@ -13,7 +13,9 @@ export interface RateLimitDeps {
 }
 
 /** Counts the request in `bucket`, sets the X-RateLimit-* headers, and refuses it with 429 when over. */
-async function enforce(ctx: Context, deps: RateLimitDeps, bucket: string, limits: RateLimits, surface: 'v1' | 'oauth'): Promise<void> {
+type Surface = 'v1' | 'oauth' | 'browser';
+
+async function enforce(ctx: Context, deps: RateLimitDeps, bucket: string, limits: RateLimits, surface: Surface): Promise<void> {
   const outcome = await deps.rateLimiter.check(bucket, limits);
   if (!outcome.allowed) refuse(ctx, deps, outcome, surface);
   setHeaders(ctx, deps, outcome);
@@ -25,7 +27,7 @@ function setHeaders(ctx: Context, deps: RateLimitDeps, outcome: RateLimitOutcome
   return headers;
 }
 
-function refuse(ctx: Context, deps: RateLimitDeps, outcome: RateLimitOutcome, surface: 'v1' | 'oauth'): never {
+function refuse(ctx: Context, deps: RateLimitDeps, outcome: RateLimitOutcome, surface: Surface): never {
   const headers = setHeaders(ctx, deps, outcome);
   deps.metrics.rateLimitRejections.inc({ surface, window: outcome.state.window });
   throw new AppError('RATE_LIMITED', { headers: { 'Retry-After': headers['X-RateLimit-Reset-After'] } });
@@ -138,6 +140,36 @@ export function oauthRateLimit(deps: RateLimitDeps): Middleware {
     // The answer is already made; a counter store that failed since the check must not spoil it.
     const [, ipOutcome] = await deps.rateLimiter.apply([{ ...client, op: 'refund' }, { ...ip, op: 'consume' }]).catch(() => []);
     if (ipOutcome) setHeaders(ctx, deps, ipOutcome);
+  };
+}
+
+/**
+ * Browser-facing requests that anyone may send and that cost the server: an authorization
+ * request (each one saves an interaction for an hour), a sign-in, MFA or consent form
+ * (the lockout also guards passwords), a device user code (a guess at one) and an
+ * invitation's password form.
+ */
+export function isLimitedBrowserRequest(method: string, path: string): boolean {
+  if (path === '/oauth/authorize') return method === 'GET' || method === 'POST';
+  if (method !== 'POST') return false;
+  return path === '/oauth/device' || path === '/invite' || path.startsWith('/interaction/');
+}
+
+/** A sign-in takes a few of these requests; an office behind one address makes many sign-ins an hour. */
+export const BROWSER_HOURLY_FACTOR = 10;
+
+/**
+ * The rate limit of the browser-facing endpoints (isLimitedBrowserRequest), per IP, in a
+ * bucket of their own (`browser:<ip>`) so that pages and API calls from one address do not
+ * use up each other's quota: the runtime burst window as it is, and BROWSER_HOURLY_FACTOR
+ * times the hourly quota, since many people may sign in from behind one address.
+ */
+export function browserRateLimit(deps: RateLimitDeps): Middleware {
+  return async (ctx, next) => {
+    if (!isLimitedBrowserRequest(ctx.method, ctx.path)) return next();
+    const { overrides: _overrides, ...base } = deps.limits();
+    await enforce(ctx, deps, `browser:${ipBucket(ctx.ip)}`, { ...base, perHour: base.perHour * BROWSER_HOURLY_FACTOR }, 'browser');
+    return next();
   };
 }
 

@@ -5,6 +5,7 @@ import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import { startTestServer, startTestServerBehindProxy, type TestServer } from '../support/test-server.ts';
 import type { RespProxy } from '../support/resp-proxy.ts';
 import { GUIDE_PYTHON_RETRY } from '../support/guide-snippets.ts';
+import { BROWSER_HOURLY_FACTOR } from '../../src/http/koa-rate-limit.ts';
 
 const run = promisify(execFile);
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -364,5 +365,51 @@ describe('rate limits on the memory store', () => {
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await verify(server)).status);
     expect(statuses).toEqual([401, 401, 429]);
+  });
+});
+
+describe('rate limits on the browser-facing endpoints (per IP, a bucket of their own)', () => {
+  let server: TestServer;
+  const BURST = 5;
+
+  beforeAll(async () => {
+    server = await startTestServer({ config: { rateLimitPerHour: 1000, rateLimitBurst: BURST, rateLimitBurstSeconds: 60 } });
+  });
+  afterAll(() => server?.close());
+
+  const authorize = () => fetch(`${server.url}/oauth/authorize?${new URLSearchParams({
+    client_id: server.demoClient.client_id, response_type: 'code', scope: 'openid', redirect_uri: server.demoClient.redirect_uri,
+    state: 's', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+  })}`, { redirect: 'manual' });
+  const deviceGuess = () => fetch(`${server.url}/oauth/device`, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'xsrf=x&user_code=BCDF-GHJK', redirect: 'manual',
+  });
+
+  it('refuses a flood of authorization requests and device-code guesses from one address before the provider sees them', async () => {
+    const answers: Response[] = [];
+    for (let i = 0; i < BURST - 1; i++) answers.push(await authorize());
+    answers.push(await deviceGuess());
+    for (const answer of answers) expect(answer.status).not.toBe(429);
+    // The hourly quota the headers report is ten times the API's (many may sign in from one
+    // address); the last answer used up the burst window, which they then report.
+    expect(answers[0].headers.get('x-ratelimit-limit')).toBe(String(1000 * BROWSER_HOURLY_FACTOR));
+    expect(limitHeaders(answers[BURST - 1])).toMatchObject({ limit: BURST, remaining: 0 });
+    expect(answers[0].status).toBe(303);
+
+    for (const refused of [await authorize(), await deviceGuess()]) {
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('location')).toBeNull();
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(refused.headers.get('x-ratelimit-reset-after')).toBe(refused.headers.get('retry-after'));
+    }
+    // A sign-in form posted now gets the 429 as a page.
+    const form = await fetch(`${server.url}/interaction/some-uid/login`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'email=a%40b.c&password=x', redirect: 'manual',
+    });
+    expect(form.status).toBe(429);
+    expect(form.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await form.text()).toContain(`Try again in ${form.headers.get('retry-after')} seconds`);
+    // The same address's API calls have their own bucket: still answered (401 without a credential).
+    expect((await verify(server)).status).toBe(401);
   });
 });
