@@ -22,6 +22,7 @@ import { createTotp } from './domain/totp.ts';
 import { createRecoveryCodes } from './domain/recovery-codes.ts';
 import { createMfaService, type MfaService } from './domain/mfa.ts';
 import { createLoginService, type LoginService } from './domain/login.ts';
+import { apiAudienceOf } from './config/load.ts';
 import { createDpopProofs, type DpopProofs } from './domain/dpop-proof.ts';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
@@ -79,7 +80,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     recoveryCodes: createRecoveryCodes({ store, passwords }),
   });
   const clients = createClientRepository({ store, secrets });
-  const accessTokens = createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl, clients });
+  const accessTokens = createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl, audience: apiAudienceOf(config), clients });
   return {
     ...base,
     secrets,

@@ -55,8 +55,16 @@ export const looksLikeJwt = (value: string): boolean => value.length < 8192 && J
  * that makes them revocable: oidc-provider does not store JWT access tokens, so its
  * own introspection and revocation cannot see them.
  */
-export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store; clock: Clock; issuer: string; clients: Pick<ClientRepository, 'exists'> }) {
-  const { keyRing, store, clock, issuer, clients } = deps;
+export function createAccessTokenService(deps: {
+  keyRing: KeyRing;
+  store: Store;
+  clock: Clock;
+  issuer: string;
+  /** The API the tokens are for (API_AUDIENCE, default the issuer): a token must name it in `aud` (RFC 9068 §4). */
+  audience: string;
+  clients: Pick<ClientRepository, 'exists'>;
+}) {
+  const { keyRing, store, clock, issuer, audience, clients } = deps;
   // Tokens whose signature, issuer, type and required claims were verified, by their exact
   // text. A gateway checks one token many times in its life; seen again, the signature
   // check is skipped, and only that: the key must still be the one that verified it (a
@@ -121,7 +129,7 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
   /**
    * The first check of a token: its signature (node:crypto, see jws-signature.ts), then
    * what does not change with time: explicit typing (RFC 8725 §3.11: at+jwt, RFC 9068),
-   * no critical extensions, our issuer, and the claims every token of ours carries, with
+   * no critical extensions, our issuer, our API as audience, and the claims every token of ours carries, with
    * their types. Times are checked by the caller on every call.
    */
   function checkSigned(token: string, alg: VerifiableAlg, key: KeyObject, decoded?: JwsHeader): { claims: AccessTokenClaims } | { ok: false; reason: 'signature' | 'claims' } {
@@ -139,6 +147,8 @@ export function createAccessTokenService(deps: { keyRing: KeyRing; store: Store;
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { ok: false, reason: 'claims' };
     const claims = parsed as Record<string, unknown>;
     const numeric = (value: unknown) => typeof value === 'number' && Number.isFinite(value);
+    const aud = claims.aud;
+    if (aud !== audience && !(Array.isArray(aud) && aud.includes(audience))) return { ok: false, reason: 'claims' };
     if (claims.iss !== issuer || typeof claims.jti !== 'string' || typeof claims.sub !== 'string'
       || !numeric(claims.exp) || !numeric(claims.iat) || (claims.nbf !== undefined && !numeric(claims.nbf))) {
       return { ok: false, reason: 'claims' };

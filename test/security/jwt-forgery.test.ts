@@ -219,6 +219,24 @@ describe('forged, altered and foreign access tokens are refused everywhere', () 
     });
   });
 
+  describe('audience (RFC 9068 §4, RFC 8707)', () => {
+    it('refuses a token signed with the server key but for another API, or for none', async () => {
+      expect(claims.aud).toBe(server.url);
+      const { aud: _aud, ...noAudience } = fresh();
+      for (const other of [fresh({ aud: 'https://other-api.example' }), fresh({ aud: [] }), noAudience, fresh({ aud: `${server.url}/` })]) {
+        await refusedEverywhere(forge(header(), other, rsaPkcs1(rsa.key)));
+      }
+      // One of several audiences is enough.
+      await acceptedEverywhere(forge(header(), fresh({ aud: ['https://other-api.example', server.url] }), rsaPkcs1(rsa.key)));
+    });
+
+    it('issues no token for another resource (invalid_target)', async () => {
+      const asked = await oauthPost(server, '/oauth/token', { grant_type: 'client_credentials', scope: 'cmdb.read', resource: 'https://other-api.example' }, demoBasic(server));
+      expect(asked.status).toBe(400);
+      expect(asked.body.error).toBe('invalid_target');
+    });
+  });
+
   describe('stripped, altered and misused tokens', () => {
     it('refuses a stripped signature (header.payload. and header.payload)', async () => {
       const [h, p] = userToken.split('.');

@@ -19,12 +19,12 @@ async function setup() {
   let verificationKey: KeyObject | null = KeyObject.from(pair.publicKey);
   let lookups = 0;
   const keyRing = { verificationKey: async () => { lookups += 1; return verificationKey; } } as unknown as KeyRing;
-  const service = createAccessTokenService({ keyRing, store, clock, issuer: ISSUER, clients: { exists: async () => true } });
+  const service = createAccessTokenService({ keyRing, store, clock, issuer: ISSUER, audience: ISSUER, clients: { exists: async () => true } });
   const sign = (claims: Record<string, unknown> = {}, key = pair.privateKey) => {
     const now = Math.floor(clock.now() / 1000);
     return new SignJWT({ sub: 'usr_1', jti: `jti-${Math.random()}`, scope: 'cmdb.read', ...claims })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' })
-      .setIssuer(ISSUER).setIssuedAt(now).setExpirationTime(now + 300)
+      .setIssuer(ISSUER).setAudience(ISSUER).setIssuedAt(now).setExpirationTime(now + 300)
       .sign(key);
   };
   return { clock, store, service, sign, pair, setKey: (k: KeyObject | null) => { verificationKey = k; }, lookups: () => lookups };
@@ -87,7 +87,7 @@ describe('access-token verification remembered per token', () => {
     const pair = await generateKeyPair('ES256');
     setKey(KeyObject.from(pair.publicKey));
     const now = Math.floor(clock.now() / 1000);
-    const good = { iss: ISSUER, sub: 'usr_1', jti: 'j1', iat: now, exp: now + 300 };
+    const good = { iss: ISSUER, aud: ISSUER, sub: 'usr_1', jti: 'j1', iat: now, exp: now + 300 };
     const signed = (claims: Record<string, unknown>, header: Record<string, unknown> = {}) =>
       new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1', ...header }).sign(pair.privateKey);
     const verify = async (claims: Record<string, unknown>, header?: Record<string, unknown>) => service.verify(await signed(claims, header));
@@ -101,6 +101,7 @@ describe('access-token verification remembered per token', () => {
     for (const claims of [
       { ...good, iss: 'https://elsewhere.test' }, { ...good, exp: String(now + 300) }, { ...good, iat: undefined },
       { ...good, nbf: 'soon' }, { ...good, sub: 42 }, { ...good, jti: undefined },
+      { ...good, aud: 'https://other-api.test' }, { ...good, aud: undefined }, { ...good, aud: [ISSUER.toUpperCase()] },
     ]) {
       expect(await verify(claims)).toEqual({ ok: false, reason: 'claims' });
     }
