@@ -1,4 +1,5 @@
 import { loadConfig, ConfigError } from './config/load.ts';
+import { configWarnings } from './config/warnings.ts';
 import { createLogger, stdoutDestination } from './logger.ts';
 import { systemClock } from './clock.ts';
 import { createStore } from './store/create-store.ts';
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel, stdoutDestination(config.logBufferMs));
+  for (const warning of configWarnings(config)) logger.warn(warning);
   const store = createStore(config, systemClock, logger);
   const deps = await buildDeps({ config, clock: systemClock, logger, store });
   const report = await bootstrap(deps);

@@ -115,6 +115,18 @@ describe('the server process', () => {
     });
   });
 
+  it('says at start when PUBLIC_URL is https but nothing in front is trusted to have terminated TLS', async () => {
+    const port = await freePort();
+    const proc = startProcess({ PORT: String(port), PUBLIC_URL: 'https://auth.example.test', LOG_LEVEL: 'warn', DEMO_CLIENT: 'false' });
+    try {
+      await waitFor(() => proc.out().includes('discovery:'));
+      expect(proc.out()).toMatch(/"level":40.*PUBLIC_URL is https .*set TRUST_PROXY=true/);
+    } finally {
+      proc.child.kill('SIGTERM');
+    }
+    expect(await proc.exited).toBe(0);
+  });
+
   it('refuses to start on a bad setting with one line naming it', async () => {
     const proc = startProcess({ PORT: 'eighty' });
     expect(await proc.exited).toBe(2);

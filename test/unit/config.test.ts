@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, ConfigError } from '../../src/config/load.ts';
+import { configWarnings } from '../../src/config/warnings.ts';
 
 const emptyDir = () => mkdtempSync(join(tmpdir(), 'nsa-config-'));
 
@@ -59,6 +60,14 @@ describe('configuration', () => {
     writeFileSync(join(dir, 'default.json'), '{ nope');
     expect(() => loadConfig({}, dir)).toThrow(/default\.json/);
     expect(() => loadConfig({ CONFIG_FILE: join(dir, 'missing.json') }, emptyDir())).toThrow(/CONFIG_FILE/);
+  });
+
+  it('warns when PUBLIC_URL is https but the server sees plain HTTP without a trusted proxy', () => {
+    const warned = (env: Record<string, string>) => configWarnings(loadConfig(env, emptyDir()));
+    expect(warned({ PUBLIC_URL: 'https://auth.example.com' })).toEqual([expect.stringMatching(/TRUST_PROXY=true.*Secure/)]);
+    expect(warned({ PUBLIC_URL: 'https://auth.example.com', TRUST_PROXY: 'true' })).toEqual([]);
+    expect(warned({ PUBLIC_URL: 'https://auth.example.com', TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem' })).toEqual([]);
+    expect(warned({})).toEqual([]);
   });
 
   it('registers the demo client by default only on the in-memory store', () => {
