@@ -4,7 +4,8 @@ import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
 import { parseBody } from '../http/koa-body.ts';
-import { isSubset, oidcScopes } from '../domain/scopes.ts';
+import { isSubset, oidcScopes, parseScope } from '../domain/scopes.ts';
+import { apiAudienceOf } from '../config/load.ts';
 import { renderLogin } from '../../views/login.ts';
 import { renderConsent } from '../../views/consent.ts';
 import { renderMessage } from '../../views/message.ts';
@@ -25,6 +26,7 @@ type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
  */
 export function interactionRoutes(deps: Deps, provider: () => Provider): Router {
   const { users, scopeCatalog } = deps;
+  const audience = apiAudienceOf(deps.config);
   const csrf = createCsrf(deps.secrets.macKey('csrf'));
   const pendingMfa = createPendingMfa(deps);
   const router = new Router({ prefix: '/interaction' });
@@ -174,16 +176,17 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
     const { Grant } = provider();
     const grant = (grantId ? await Grant.find(grantId) : undefined)
       ?? new Grant({ accountId: user.id, clientId: String(params.client_id) });
-    const missing = interaction.prompt.details as {
-      missingOIDCScope?: string[];
-      missingOIDCClaims?: string[];
-      missingResourceScopes?: Record<string, string[]>;
-    };
+    // prompt=consent asks about everything requested, and the provider then names nothing
+    // as missing: what the user allowed on the page is the whole request.
+    const missing: { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> } =
+      interaction.prompt.reasons.includes('consent_prompt')
+        ? { missingOIDCScope: parseScope(String(params.scope ?? '')), missingResourceScopes: { [audience]: parseScope(String(params.scope ?? '')) } }
+        : interaction.prompt.details;
     if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
     for (const [resource, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
       const { granted, withheld } = splitScopes(scopes.join(' '), user.scopes);
-      if (granted.length) grant.addResourceScope(resource, granted.join(' '));
+      if (granted.length) grantResourceScopes(grant, resource, granted);
       // Scopes the user does not hold are rejected, not granted, so consent is not asked again.
       if (withheld.length) grant.rejectResourceScope(resource, withheld.join(' '));
     }
@@ -208,4 +211,20 @@ export function splitScopes(requested: string, held: string[]): { granted: strin
     else withheld.push(scope);
   }
   return { granted, withheld };
+}
+
+/**
+ * Grants scopes of a resource, lifting an earlier rejection of them: a scope withheld
+ * while the user lacked it stays in the grant's rejected list, which oidc-provider lets
+ * win over the granted one, so without this a user given the scope later could allow it
+ * (prompt=consent) and still never get it.
+ */
+function grantResourceScopes(grant: InstanceType<Provider['Grant']>, resource: string, scopes: string[]): void {
+  grant.addResourceScope(resource, scopes.join(' '));
+  const rejected = (grant as { rejected?: { resources?: Record<string, string> } }).rejected?.resources;
+  if (!rejected?.[resource]) return;
+  const lifted = new Set(scopes);
+  const still = rejected[resource].split(' ').filter((s) => s && !lifted.has(s));
+  if (still.length) rejected[resource] = still.join(' ');
+  else delete rejected[resource];
 }

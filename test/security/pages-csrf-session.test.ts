@@ -339,3 +339,117 @@ describe('clickjacking: no page may be framed', () => {
     expect(headers!.get('x-frame-options')).toBe('DENY');
   });
 });
+
+// RFC 9700 §4.12: after a POST that carries the user's password (or code), the authorization
+// server must redirect with 303 See Other. With 307 (or 308) the browser would repeat the
+// POST, body and all, to the next URL, and in the end to the client's redirect URI.
+describe('the interaction POSTs answer 303 See Other, never 307 or 308 (RFC 9700 §4.12)', () => {
+  let server: TestServer;
+  let user: TestUser;
+  let mfa: TestUser & { secret: string };
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    user = await createTestUser(server, ['cmdb.read'], 'see-other');
+    const created = await createTestUser(server, ['cmdb.read'], 'see-other-mfa');
+    const record = (await server.deps.users.findById(created.id))!;
+    const setup = await server.deps.mfa.beginSetup(record);
+    await server.deps.mfa.confirmSetup(record, totpAt(setup.secret, server.clock.now()), {});
+    mfa = { ...created, secret: setup.secret };
+  });
+  afterAll(() => server?.close());
+
+  /** Submits a form of the page by hand: one POST, its answer as it came (no redirect followed). */
+  async function post(jar: CookieJar, page: FormPage, action: string, values: Record<string, string>): Promise<Response> {
+    const form = formFields(page.html, action);
+    expect(form, `no ${action} form on ${page.url}`).not.toBeNull();
+    return request(jar, new URL(form!.action, page.url).toString(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form!.fields, ...values }),
+    });
+  }
+
+  /** The answer to a POST: exactly 303, to the provider's resume step on our own server (not to the client). */
+  async function expectSeeOther(res: Response, what: string): Promise<string> {
+    expect(res.status, what).toBe(303);
+    await res.text();
+    const location = new URL(res.headers.get('location')!, server.url);
+    expect(location.origin, what).toBe(server.url);
+    expect(location.pathname, what).toMatch(/^\/oauth\/authorize\/[\w-]+$/);
+    return location.toString();
+  }
+
+  /** The browser's GETs from there: to the next page, or to the client's redirect URI. */
+  const onward = (jar: CookieJar, url: string) => follow(jar, url, server.url);
+
+  const loginPage = async (jar: CookieJar) => {
+    const start = await request(jar, authorizeUrl(server));
+    expect(start.status).toBe(303);
+    const { page } = await onward(jar, new URL(start.headers.get('location')!, server.url).toString());
+    expect(page?.html).toContain('/login"');
+    return page!;
+  };
+
+  it('password → consent → code: the login and confirm POSTs answer 303; a refused password is a page, not a redirect', async () => {
+    const jar = new CookieJar();
+    const login = await loginPage(jar);
+
+    const wrong = await post(jar, login, '/login', { email: user.email, password: 'Wrong-Password-123!' });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('location')).toBeNull();
+    await wrong.text();
+
+    const signedIn = await post(jar, login, '/login', { email: user.email, password: user.password });
+    const consent = await onward(jar, await expectSeeOther(signedIn, 'POST /login'));
+    expect(consent.page?.html).toContain('/confirm"');
+
+    const allowed = await post(jar, consent.page!, '/confirm', {});
+    const callback = await onward(jar, await expectSeeOther(allowed, 'POST /confirm'));
+    expect(new URL(callback.final).searchParams.get('code')).toBeTruthy();
+  });
+
+  it('password → TOTP code: the login POST shows the code page, and the mfa POST answers 303', async () => {
+    const jar = new CookieJar();
+    const login = await loginPage(jar);
+    const codeStep = await post(jar, login, '/login', { email: mfa.email, password: mfa.password });
+    expect(codeStep.status).toBe(200);
+    expect(codeStep.headers.get('location')).toBeNull();
+    const codePage: FormPage = { url: login.url, status: codeStep.status, html: await codeStep.text() };
+    expect(codePage.html).toContain('/mfa"');
+
+    // The next time step: the code of this one was spent confirming the enrolment.
+    server.clock.advance(30_000);
+    const good = totpAt(mfa.secret, server.clock.now());
+    const wrong = await post(jar, codePage, '/mfa', { code: good === '000000' ? '111111' : '000000' });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('location')).toBeNull();
+    await wrong.text();
+
+    const verified = await post(jar, codePage, '/mfa', { code: good });
+    const consent = await onward(jar, await expectSeeOther(verified, 'POST /mfa'));
+    expect(consent.page?.html).toContain('/confirm"');
+  });
+
+  it('cancelling answers 303, from the sign-in page, the TOTP code page and the consent page', async () => {
+    const denied = async (jar: CookieJar, res: Response, what: string) => {
+      const end = await onward(jar, await expectSeeOther(res, what));
+      expect(new URL(end.final).searchParams.get('error'), what).toBe('access_denied');
+    };
+
+    let jar = new CookieJar();
+    let login = await loginPage(jar);
+    await denied(jar, await post(jar, login, '/abort', {}), 'POST /abort on the sign-in page');
+
+    jar = new CookieJar();
+    login = await loginPage(jar);
+    const codeStep = await post(jar, login, '/login', { email: mfa.email, password: mfa.password });
+    const codePage: FormPage = { url: login.url, status: codeStep.status, html: await codeStep.text() };
+    await denied(jar, await post(jar, codePage, '/abort', {}), 'POST /abort on the TOTP code page');
+
+    jar = new CookieJar();
+    login = await loginPage(jar);
+    const consent = await onward(jar, await expectSeeOther(await post(jar, login, '/login', { email: user.email, password: user.password }), 'POST /login'));
+    await denied(jar, await post(jar, consent.page!, '/abort', {}), 'POST /abort on the consent page');
+  });
+});
