@@ -21,6 +21,7 @@ const clientView = z.object({
   scope: z.string().optional(),
   client_id_issued_at: z.number().optional(),
   id_token_signed_response_alg: z.string().optional(),
+  application_type: z.enum(['web', 'native']).describe('web unless the client was registered as native (RFC 8252)'),
 }).catchall(z.unknown());
 const withSecret = clientView.extend({ client_secret: z.string().optional().describe('shown only in this response (confidential clients)') });
 

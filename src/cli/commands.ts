@@ -88,9 +88,10 @@ export const commands: Record<string, (ctx: CommandContext) => Promise<CommandRe
       ...(str(values, 'scope') ? { scope: str(values, 'scope') } : {}),
       ...(str(values, 'client-id') ? { client_id: str(values, 'client-id') } : {}),
       ...(str(values, 'id-token-alg') ? { id_token_signed_response_alg: str(values, 'id-token-alg') } : {}),
+      ...(str(values, 'application-type') ? { application_type: str(values, 'application-type') } : {}),
     }, 'client');
     const { client, clientSecret } = await admin.clientAdmin.create(body, actorFor(deps));
-    const lines = [`created client ${client.client_id} (${client.token_endpoint_auth_method}) grants: ${(client.grant_types ?? []).join(' ')}`];
+    const lines = [`created client ${client.client_id} (${client.application_type}, ${client.token_endpoint_auth_method}) grants: ${(client.grant_types ?? []).join(' ')}`];
     if (clientSecret) lines.push(`client_secret (shown once): ${clientSecret}`);
     return { lines, json: { ...client, ...(clientSecret ? { client_secret: clientSecret } : {}) } };
   },

@@ -19,6 +19,7 @@ const options = {
   scope: { type: 'string' },
   'client-id': { type: 'string' },
   'id-token-alg': { type: 'string' },
+  'application-type': { type: 'string' },
   'key-file': { type: 'string' },
   alg: { type: 'string' },
   type: { type: 'string' },
@@ -36,7 +37,7 @@ const options = {
 const accepted: Record<string, string[]> = {
   'create-admin': ['email', 'name', 'password-stdin'],
   'create-user': ['email', 'name', 'scopes', 'password-stdin', 'invite'],
-  'create-client': ['name', 'redirect-uri', 'grant-type', 'auth-method', 'scope', 'client-id', 'id-token-alg'],
+  'create-client': ['name', 'redirect-uri', 'grant-type', 'auth-method', 'scope', 'client-id', 'id-token-alg', 'application-type'],
   'create-service-account': ['name', 'scopes', 'key-file', 'alg'],
   'rotate-keys': [],
   audit: ['type', 'actor', 'subject', 'outcome', 'since', 'until', 'limit'],

@@ -21,12 +21,15 @@ Commands:
                               (default when --password-stdin is absent: a generated password)
   create-client           An OAuth client (RFC 7591 names); a confidential client's secret is printed once
       --name <name>           client_name, required
-      --redirect-uri <uri>    repeatable; https, or http on localhost/loopback
+      --redirect-uri <uri>    repeatable; https, or http on localhost/loopback (127.0.0.1
+                              and [::1] recommended); native clients: any port on a loopback
+                              redirect, and private-use schemes (com.example.app:/callback)
       --grant-type <type>     repeatable (default: authorization_code and refresh_token)
       --auth-method <method>  none | client_secret_basic (default) | client_secret_post | private_key_jwt
       --scope "<a b ...>"     scopes the client may request (default: openid)
       --client-id <id>        chosen id (default: generated)
       --id-token-alg <alg>    RS256 (default) | PS256 | ES256 | EdDSA: how its ID tokens are signed
+      --application-type <t>  web (default) | native: a CLI, desktop or mobile app (RFC 8252)
   create-service-account  A service account with a generated key pair; the key file is written once
       --name <name>           required
       --scopes <a,b,...>      required

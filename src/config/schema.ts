@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SIGNING_ALGS } from '../domain/signing-algs.ts';
-import { jwksSchema, jwksUriSchema } from '../domain/client-registration.ts';
+import { applicationTypes, jwksSchema, jwksUriSchema } from '../domain/client-registration.ts';
 
 const seconds = (def: number) => z.coerce.number().int().positive().default(def);
 const flag = z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean());
@@ -27,13 +27,19 @@ export const rateLimitOverrideSchema = z.object({
   burst: z.number().int().min(1).max(1_000_000).optional(),
 }).strict().refine((o) => (o.client === undefined) !== (o.scope === undefined), 'name exactly one of client or scope');
 
-/** A client declared in the config file (RFC 7591 names; any other field is refused, so a typo such as `scopes` cannot pass unnoticed). */
+/**
+ * A client declared in the config file (RFC 7591 names; any other field is refused, so a
+ * typo such as `scopes` cannot pass unnoticed). Its redirect URIs are checked at start by
+ * the admin API's rules for its application_type (src/bootstrap.ts, redirectUriProblems).
+ */
 export const clientConfigSchema = z.strictObject({
   client_id: z.string().min(1),
   client_secret: z.string().min(16).optional(),
   client_name: z.string().optional(),
-  redirect_uris: z.array(httpUrl).default([]),
-  post_logout_redirect_uris: z.array(httpUrl).optional(),
+  // web (default) or native (RFC 8252: loopback redirects on any port, private-use URI schemes).
+  application_type: z.enum(applicationTypes).default('web'),
+  redirect_uris: z.array(z.string()).default([]),
+  post_logout_redirect_uris: z.array(z.string()).optional(),
   grant_types: z.array(z.string()).default(['authorization_code', 'refresh_token']),
   response_types: z.array(z.string()).optional(),
   token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']).default('client_secret_basic'),

@@ -9,10 +9,11 @@ import { heldScopes, scopesNotGrantable } from './scope-grants.ts';
 import { parseScope, type ScopeCatalog } from './scopes.ts';
 import type { UserRepository } from './users.ts';
 
-/** What the admin API shows of a client: its metadata without the secret hash. */
-export type ClientView = ClientMetadata & { client_secret?: never };
+/** What the admin API shows of a client: its metadata without the secret hash, with its application_type (web when none is stored). */
+export type ClientView = ClientMetadata & { client_secret?: never; application_type: string };
 
-export const toClientView = ({ client_secret: _secret, ...rest }: ClientMetadata): ClientView => rest as ClientView;
+export const toClientView = ({ client_secret: _secret, ...rest }: ClientMetadata): ClientView =>
+  ({ ...rest, application_type: typeof rest.application_type === 'string' ? rest.application_type : 'web' }) as ClientView;
 
 export interface ClientAdminDeps {
   clients: ClientRepository;
@@ -66,10 +67,14 @@ export function createClientAdmin(deps: ClientAdminDeps) {
     if (configured.has(id)) throw new AppError('CONFLICT', { message: 'This client is declared in the config file; change it there' });
   }
 
-  /** Metadata as stored: response types follow the grant types unless given; keys only for private_key_jwt. */
+  /**
+   * Metadata as stored: response types follow the grant types unless given; keys only for
+   * private_key_jwt; application_type always written (null or absent: web, the provider's default).
+   */
   function normalise(metadata: ClientMetadata): ClientMetadata {
     const out: ClientMetadata = { ...metadata };
     out.response_types ??= defaultResponseTypes(metadata.grant_types);
+    out.application_type ??= 'web';
     if (out.token_endpoint_auth_method !== 'private_key_jwt') {
       delete out.jwks;
       delete out.jwks_uri;

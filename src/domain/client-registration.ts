@@ -18,29 +18,94 @@ export const clientIdSchema = z
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
- * Why a redirect URI is refused, or null when it is fine: absolute, no fragment
- * (RFC 6749 §3.1.2), no wildcard, no credentials, https unless it is a loopback address
- * (RFC 8252 §7.3 lets native apps listen on loopback over http).
+ * RFC 7591 `application_type`. A `native` client (CLI, desktop or mobile app) may use a
+ * loopback redirect on any port (RFC 8252 §7.3: oidc-provider compares loopback http
+ * redirect URIs without their port for native clients only) and a private-use URI scheme
+ * (RFC 8252 §7.1); a `web` client (the default) neither.
  */
-export function redirectUriProblem(value: string): string | null {
-  if (value.length > 2000) return 'is too long';
-  if (value.includes('*')) return 'must not contain wildcards';
-  if (value.includes('#')) return 'must not contain a fragment';
+export const applicationTypes = ['web', 'native'] as const;
+export type ApplicationType = (typeof applicationTypes)[number];
+
+/** Schemes no redirect may use, whatever the client type (oidc-provider refuses the same ones). */
+const FORBIDDEN_SCHEMES = new Set(['javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'about:']);
+/** A private-use scheme in reverse domain-name form (RFC 8252 §7.1, RFC 7595 §3.8): com.example.app */
+const REVERSE_DOMAIN_SCHEME = /^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+:$/;
+
+const HTTP_ONLY_LOOPBACK = 'must use https (http is allowed only for localhost and loopback addresses)';
+
+/** Problems any redirect URI has whatever the client type, and the parsed URL when it has none. */
+function uriFormProblem(value: string): { problem: string } | { url: URL } {
+  if (value.length > 2000) return { problem: 'is too long' };
+  if (value.includes('*')) return { problem: 'must not contain wildcards' };
+  if (value.includes('#')) return { problem: 'must not contain a fragment' };
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    return 'must be an absolute URL';
+    return { problem: 'must be an absolute URL' };
   }
-  if (url.username || url.password) return 'must not contain credentials';
-  if (url.protocol === 'https:') return null;
-  if (url.protocol === 'http:') return LOOPBACK_HOSTS.has(url.hostname) ? null : 'must use https (http is allowed only for localhost and loopback addresses)';
-  return 'must use https';
+  if (url.username || url.password) return { problem: 'must not contain credentials' };
+  return { url };
 }
 
+/**
+ * Why a redirect URI is refused for a client of this application_type, or null when it
+ * is fine. Always: absolute, no fragment (RFC 6749 §3.1.2), no wildcard, no credentials,
+ * and plain http only on a loopback host (`localhost`, `127.0.0.1`, `[::1]`; RFC 8252
+ * §8.3 recommends the IP literals, `localhost` is accepted for compatibility).
+ * web: otherwise https. native (RFC 8252 §7): https on a real host name (a claimed
+ * https URI; not on loopback, which oidc-provider refuses for native clients), or a
+ * private-use scheme in reverse domain-name form such as `com.example.app:/callback`.
+ */
+export function redirectUriProblem(value: string, applicationType: ApplicationType = 'web'): string | null {
+  const form = uriFormProblem(value);
+  if ('problem' in form) return form.problem;
+  const { url } = form;
+  const loopback = LOOPBACK_HOSTS.has(url.hostname);
+  if (url.protocol === 'http:') return loopback ? null : HTTP_ONLY_LOOPBACK;
+  if (url.protocol === 'https:') {
+    return applicationType === 'native' && loopback ? 'must use http on a loopback address (a native client may not use https on localhost or loopback)' : null;
+  }
+  const privateUse = REVERSE_DOMAIN_SCHEME.test(url.protocol) && !FORBIDDEN_SCHEMES.has(url.protocol);
+  if (applicationType === 'native') {
+    return privateUse ? null : 'must use https, http on a loopback address, or a private-use URI scheme in reverse domain-name form such as com.example.app:/callback (RFC 8252 §7.1)';
+  }
+  return privateUse ? 'must use https (a private-use URI scheme such as com.example.app: needs application_type "native")' : 'must use https';
+}
+
+type RedirectMetadata = { application_type?: unknown; redirect_uris?: unknown; post_logout_redirect_uris?: unknown };
+
+/** `formChecked`: leave out the problems the field schema (redirectUri) already reports. */
+function redirectUriIssues(metadata: RedirectMetadata, formChecked = false): { field: 'redirect_uris' | 'post_logout_redirect_uris'; index: number; message: string }[] {
+  const type: ApplicationType = metadata.application_type === 'native' ? 'native' : 'web';
+  const issues: { field: 'redirect_uris' | 'post_logout_redirect_uris'; index: number; message: string }[] = [];
+  for (const field of ['redirect_uris', 'post_logout_redirect_uris'] as const) {
+    const uris = metadata[field];
+    if (!Array.isArray(uris)) continue;
+    uris.forEach((uri: unknown, index) => {
+      if (formChecked && (typeof uri !== 'string' || 'problem' in uriFormProblem(uri))) return;
+      const message = typeof uri === 'string' ? redirectUriProblem(uri, type) : 'must be a string';
+      if (message) issues.push({ field, index, message });
+    });
+  }
+  return issues;
+}
+
+/**
+ * The redirect-URI problems of a whole client, judged by its application_type (absent:
+ * web), with the field named as `redirect_uris.<index>`: the admin API and CLI (on the
+ * merged metadata, so a PATCH of either the type or the URIs is judged with the other)
+ * and the config file's clients at start.
+ */
+export const redirectUriProblems = (metadata: RedirectMetadata): { field: string; message: string }[] =>
+  redirectUriIssues(metadata).map(({ field, index, message }) => ({ field: `${field}.${index}`, message }));
+
+// The scheme and host rules depend on application_type, which a PATCH may leave out: the
+// field checks only what no client type allows; the whole client is judged by
+// redirectUriProblems (createClientSchema, and metadataProblems on the merged metadata).
 const redirectUri = z.string().superRefine((value, ctx) => {
-  const problem = redirectUriProblem(value);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  const form = uriFormProblem(value);
+  if ('problem' in form) ctx.addIssue({ code: 'custom', message: form.problem });
 });
 
 export const supportedGrantTypes = [
@@ -73,6 +138,7 @@ const clientFields = {
   jwks_uri: jwksUriSchema,
   jwks: jwksSchema,
   id_token_signed_response_alg: z.enum(SIGNING_ALGS),
+  application_type: z.enum(applicationTypes),
 };
 
 export const createClientSchema = z.object({
@@ -87,7 +153,10 @@ export const createClientSchema = z.object({
   jwks_uri: clientFields.jwks_uri.optional(),
   jwks: clientFields.jwks.optional(),
   id_token_signed_response_alg: clientFields.id_token_signed_response_alg.optional().describe('JWS algorithm of its ID tokens; default RS256 (OpenID Connect Core)'),
-}).strict();
+  application_type: clientFields.application_type.default('web').describe('native: a CLI, desktop or mobile app (RFC 8252): loopback http redirect URIs match on any port, private-use URI schemes (com.example.app:/callback) are allowed'),
+}).strict().superRefine((input, ctx) => {
+  for (const { field, index, message } of redirectUriIssues(input, true)) ctx.addIssue({ code: 'custom', path: [field, index], message });
+});
 
 export const updateClientSchema = z.object({
   client_name: clientFields.client_name.optional(),
@@ -100,6 +169,7 @@ export const updateClientSchema = z.object({
   jwks_uri: clientFields.jwks_uri.nullable().optional(),
   jwks: clientFields.jwks.nullable().optional(),
   id_token_signed_response_alg: clientFields.id_token_signed_response_alg.nullable().optional().describe('null: back to the default, RS256'),
+  application_type: clientFields.application_type.nullable().optional().describe('null: back to the default, web; the redirect URIs (stored or given) must suit the new type'),
 }).strict().refine((v) => Object.keys(v).length > 0, 'nothing to change');
 
 export type CreateClientInput = z.output<typeof createClientSchema>;
@@ -109,10 +179,14 @@ export type UpdateClientInput = z.output<typeof updateClientSchema>;
 export const defaultResponseTypes = (grantTypes: readonly string[] | undefined): string[] => (grantTypes?.includes('authorization_code') ? ['code'] : []);
 
 /**
- * Rules across fields the provider does not enforce: a public client (no authentication)
- * must not get a grant that stands on client authentication alone.
+ * Rules across fields the provider does not enforce: redirect URIs that suit the client's
+ * application_type (stricter than the provider for web clients: https except on
+ * loopback), and a public client (no authentication) must not get a grant that stands
+ * on client authentication alone.
  */
-export function metadataProblems(metadata: { grant_types?: string[]; token_endpoint_auth_method?: string }): { field: string; message: string }[] {
+export function metadataProblems(metadata: RedirectMetadata & { grant_types?: string[]; token_endpoint_auth_method?: string }): { field: string; message: string }[] {
+  const uriProblems = redirectUriProblems(metadata);
+  if (uriProblems.length) return uriProblems;
   if (metadata.token_endpoint_auth_method === 'none' && metadata.grant_types?.includes('client_credentials')) {
     return [{ field: 'grant_types', message: 'client_credentials needs an authenticated client (token_endpoint_auth_method other than none)' }];
   }

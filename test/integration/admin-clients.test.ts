@@ -29,6 +29,27 @@ const machineClient = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** A native app's loopback redirect, registered without a port (RFC 8252 §7.3). */
+const NATIVE_LOOPBACK = 'http://127.0.0.1/callback';
+
+/**
+ * A port a native app might listen on: four digits, so that neither test server's origin
+ * (ephemeral, five-digit ports) is a prefix of the callback URL (the form helper stops at
+ * the first URL off the server's origin).
+ */
+const appPort = (...servers: { url: string }[]): number => {
+  for (;;) {
+    const port = 8000 + Math.floor(Math.random() * 1000);
+    if (!servers.some((s) => new URL(s.url).port === String(port))) return port;
+  }
+};
+
+/** A PKCE authorization request as a public client sends it; answered 303 to the login page when the redirect URI is accepted. */
+const authorizeAs = (url: string, clientId: string, redirectUri: string) =>
+  fetch(`${url}/oauth/authorize?${new URLSearchParams({
+    client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: redirectUri, code_challenge: 'a'.repeat(43), code_challenge_method: 'S256',
+  })}`, { redirect: 'manual' });
+
 describe('admin API: OAuth clients (Redis store)', () => {
   const secretKey = randomAlphanumeric(40);
   const prefix = `t${randomAlphanumeric(8)}:`;
@@ -38,7 +59,15 @@ describe('admin API: OAuth clients (Redis store)', () => {
 
   beforeAll(async () => {
     // Two instances on one store: a change through one is seen by the other without restart.
-    server = await startTestServer({ prefix, secretKey, config: { clients: [{ client_id: 'from-config', client_secret: 'config-secret-0123456789', grant_types: ['client_credentials'], redirect_uris: [] }] } });
+    server = await startTestServer({
+      prefix, secretKey, config: {
+        clients: [
+          { client_id: 'from-config', client_secret: 'config-secret-0123456789', grant_types: ['client_credentials'], redirect_uris: [] },
+          // A CLI declared in the config file: loopback on any port, and a private-use scheme.
+          { client_id: 'from-config-native', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: [NATIVE_LOOPBACK, 'com.example.cli:/callback'], scope: 'openid' },
+        ],
+      },
+    });
     other = await startTestServer({ prefix, secretKey });
     admin = await userAccessToken(server, server.admin, ALL_ADMIN);
   });
@@ -184,6 +213,146 @@ describe('admin API: OAuth clients (Redis store)', () => {
       const r = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { client_name: 'ok', redirect_uris: [uri], grant_types: ['authorization_code'], token_endpoint_auth_method: 'none', scope: 'openid' } });
       expect(r.status, uri).toBe(201);
     }
+  });
+
+  /** A code flow of a public client through openid-client and the login forms, on `redirectUri`; answers the token response. */
+  async function publicCodeFlow(clientId: string, redirectUri: string) {
+    const config = await oidc.discovery(new URL(other.url), clientId, undefined, oidc.None(), { execute: [oidc.allowInsecureRequests] });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state,
+    });
+    const callback = await signInThroughForms(url.toString(), other.url, server.admin);
+    expect(callback.startsWith(`${redirectUri}?`), callback).toBe(true);
+    return oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier, expectedState: state });
+  }
+
+  it('native client (application_type native): a loopback redirect registered without a port works on any port, through a whole code flow (RFC 8252 §7.3)', async () => {
+    const r = await api(server, 'POST', '/v1/admin/clients', {
+      token: admin,
+      body: { client_name: 'Command-line tool', application_type: 'native', redirect_uris: [NATIVE_LOOPBACK], token_endpoint_auth_method: 'none', scope: 'openid' },
+    });
+    expect(r.status, r.text).toBe(201);
+    expect(r.body).toMatchObject({ application_type: 'native', redirect_uris: [NATIVE_LOOPBACK] });
+    expect(r.body.client_secret).toBeUndefined();
+    const id = r.body.client_id as string;
+    // Stored in the metadata the provider reads, and shown.
+    expect(JSON.parse((await server.store.get(`client:${id}`))!)).toMatchObject({ application_type: 'native' });
+    expect((await api(server, 'GET', `/v1/admin/clients/${id}`, { token: admin })).body.application_type).toBe('native');
+
+    // The port the app picked at run time, on the other instance.
+    const port = appPort(server, other);
+    const tokens = await publicCodeFlow(id, `http://127.0.0.1:${port}/callback`);
+    expect(tokens.access_token).toBeTruthy();
+    expect(tokens.claims()?.aud).toBe(id);
+    // And another port next time; the registered URI itself too.
+    for (const uri of [`http://127.0.0.1:${port + 1}/callback`, NATIVE_LOOPBACK]) expect((await authorizeAs(other.url, id, uri)).status, uri).toBe(303);
+  });
+
+  it('web client (the default): the loopback redirect matches only as registered, port included; PATCH switches the type both ways', async () => {
+    const r = await api(server, 'POST', '/v1/admin/clients', {
+      token: admin,
+      body: { client_name: 'Loopback web app', redirect_uris: [NATIVE_LOOPBACK], token_endpoint_auth_method: 'none', scope: 'openid' },
+    });
+    expect(r.status, r.text).toBe(201);
+    expect(r.body.application_type).toBe('web');
+    const id = r.body.client_id as string;
+    const withPort = `http://127.0.0.1:${appPort(server, other)}/callback`;
+    expect((await authorizeAs(other.url, id, NATIVE_LOOPBACK)).status).toBe(303);
+    const refused = await authorizeAs(other.url, id, withPort);
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('location')).toBeNull();
+
+    const toNative = await api(server, 'PATCH', `/v1/admin/clients/${id}`, { token: admin, body: { application_type: 'native' } });
+    expect(toNative.status, toNative.text).toBe(200);
+    expect(toNative.body.application_type).toBe('native');
+    expect((await authorizeAs(other.url, id, withPort)).status).toBe(303);
+    // null: back to the default, web (shown as such), and the port matters again.
+    const back = await api(server, 'PATCH', `/v1/admin/clients/${id}`, { token: admin, body: { application_type: null } });
+    expect(back.status, back.text).toBe(200);
+    expect(back.body.application_type).toBe('web');
+    expect((await authorizeAs(other.url, id, withPort)).status).toBe(400);
+  });
+
+  it('native client with a private-use URI scheme (RFC 8252 §7.1): registered and completes a code flow; refused for a web client', async () => {
+    const scheme = 'com.example.desktop:/oauth2redirect';
+    const r = await api(server, 'POST', '/v1/admin/clients', {
+      token: admin,
+      body: { client_name: 'Desktop app', application_type: 'native', redirect_uris: [scheme], token_endpoint_auth_method: 'none', scope: 'openid' },
+    });
+    expect(r.status, r.text).toBe(201);
+    const tokens = await publicCodeFlow(r.body.client_id, scheme);
+    expect(tokens.claims()?.aud).toBe(r.body.client_id);
+
+    // The same URI for a web client: refused, by create and by a PATCH back to web.
+    const web = await api(server, 'POST', '/v1/admin/clients', {
+      token: admin,
+      body: { client_name: 'Desktop app', redirect_uris: [scheme], token_endpoint_auth_method: 'none', scope: 'openid' },
+    });
+    expect(web.status).toBe(400);
+    expect(web.body.code).toBe('VALIDATION_FAILED');
+    expect(web.body.details).toEqual([{ field: 'redirect_uris.0', message: expect.stringContaining('application_type "native"') }]);
+    const toWeb = await api(server, 'PATCH', `/v1/admin/clients/${r.body.client_id}`, { token: admin, body: { application_type: 'web' } });
+    expect(toWeb.status).toBe(400);
+    expect(toWeb.body.details).toEqual([{ field: 'redirect_uris.0', message: expect.stringContaining('application_type "native"') }]);
+    expect((await api(server, 'GET', `/v1/admin/clients/${r.body.client_id}`, { token: admin })).body.application_type).toBe('native');
+    // Nor may a web client's PATCH add one.
+    const { body: webClient } = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { client_name: 'Web', redirect_uris: [RP_CALLBACK] } });
+    const addScheme = await api(server, 'PATCH', `/v1/admin/clients/${webClient.client_id}`, { token: admin, body: { redirect_uris: [RP_CALLBACK, scheme] } });
+    expect(addScheme.status).toBe(400);
+    expect(addScheme.body.details).toEqual([expect.objectContaining({ field: 'redirect_uris.1' })]);
+  });
+
+  it('validates application_type and the redirect URIs of native clients', async () => {
+    for (const type of ['desktop', 'Native', 'WEB', '', 42, null, ['native']]) {
+      const r = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { client_name: 'x', redirect_uris: [NATIVE_LOOPBACK], application_type: type } });
+      expect(r.status, String(type)).toBe(400);
+      expect(r.body.code).toBe('VALIDATION_FAILED');
+      expect(r.body.details, String(type)).toEqual([expect.objectContaining({ field: 'application_type' })]);
+    }
+    const { body: created } = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { client_name: 'RP', redirect_uris: [RP_CALLBACK] } });
+    const patched = await api(server, 'PATCH', `/v1/admin/clients/${created.client_id}`, { token: admin, body: { application_type: 'mobile' } });
+    expect(patched.status).toBe(400);
+    expect(patched.body.details).toEqual([expect.objectContaining({ field: 'application_type' })]);
+
+    const native = (uri: string) => ({ client_name: 'x', application_type: 'native', redirect_uris: [uri], token_endpoint_auth_method: 'none', scope: 'openid' });
+    for (const uri of [
+      'http://app.example.com/cb', // plain http off loopback
+      'https://127.0.0.1/cb', // https on loopback (oidc-provider refuses it for native clients)
+      'https://localhost:8443/cb',
+      'myapp:/cb', // not in reverse domain-name form
+      'javascript:alert(1)',
+      'file:///tmp/cb',
+      'com.example.app:/cb#x',
+      'com.example.*:/cb',
+    ]) {
+      const r = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: native(uri) });
+      expect(r.status, uri).toBe(400);
+      expect(r.body.details[0].field, uri).toBe('redirect_uris.0');
+    }
+    for (const uri of ['http://[::1]/cb', 'http://localhost/cb', 'https://app.example.com/cb', 'com.example.app://callback', 'net.example-corp.tool:/cb']) {
+      const r = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: native(uri) });
+      expect(r.status, `${uri}: ${r.text}`).toBe(201);
+    }
+    // post_logout_redirect_uris follow the same rules.
+    const logout = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { ...native(NATIVE_LOOPBACK), post_logout_redirect_uris: ['com.example.app:/logout'] } });
+    expect(logout.status, logout.text).toBe(201);
+    const webLogout = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { client_name: 'x', redirect_uris: [RP_CALLBACK], post_logout_redirect_uris: ['com.example.app:/logout'] } });
+    expect(webLogout.status).toBe(400);
+    expect(webLogout.body.details).toEqual([expect.objectContaining({ field: 'post_logout_redirect_uris.0' })]);
+  });
+
+  it('shows web for clients stored without an application_type, and the config file\'s native client works on any port', async () => {
+    await server.deps.clients.save({ client_id: `legacy-${randomAlphanumeric(6)}`, client_name: 'Legacy', redirect_uris: [RP_CALLBACK], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none', scope: 'openid' });
+    const listed = (await api(server, 'GET', '/v1/admin/clients?limit=200', { token: admin })).body.clients as { client_id: string; application_type: string }[];
+    expect(listed.find((c) => c.client_id.startsWith('legacy-'))?.application_type).toBe('web');
+    expect(listed.find((c) => c.client_id === 'demo-app')?.application_type).toBe('web');
+    expect(listed.find((c) => c.client_id === 'from-config')?.application_type).toBe('web');
+    expect(listed.find((c) => c.client_id === 'from-config-native')?.application_type).toBe('native');
+    const port = appPort(server, other);
+    for (const uri of [`http://127.0.0.1:${port}/callback`, 'com.example.cli:/callback']) expect((await authorizeAs(other.url, 'from-config-native', uri)).status, uri).toBe(303);
+    expect((await authorizeAs(other.url, 'from-config-native', `http://localhost:${port}/callback`)).status).toBe(400);
   });
 
   it('refuses reserved id prefixes, unknown scopes, unknown grant types and inconsistent metadata', async () => {

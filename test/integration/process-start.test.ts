@@ -144,6 +144,13 @@ describe('the server process', () => {
         [client({ redirect_uris: [] }), /config client portal: redirect_uris: /],
         // private_key_jwt with no keys to check assertions against.
         [client({ client_secret: undefined, token_endpoint_auth_method: 'private_key_jwt', grant_types: ['client_credentials'], response_types: [] }), /config client portal: .*jwks/],
+        // The admin API's redirect-URI rules: plain http only on loopback, per application_type.
+        [client({ redirect_uris: ['http://portal.example.com/callback'] }), /config client portal: redirect_uris\.0: must use https \(http is allowed only for localhost and loopback addresses\)/],
+        [client({ application_type: 'native', redirect_uris: ['http://portal.example.com/callback'] }), /config client portal: redirect_uris\.0: must use https/],
+        [client({ redirect_uris: ['https://portal.example.com/callback'], post_logout_redirect_uris: ['http://portal.example.com/'] }), /config client portal: post_logout_redirect_uris\.0: must use https/],
+        // A private-use scheme only for a native client; https on loopback not for one.
+        [client({ redirect_uris: ['com.example.portal:/callback'] }), /config client portal: redirect_uris\.0: .*application_type "native"/],
+        [client({ application_type: 'native', redirect_uris: ['https://127.0.0.1/callback'] }), /config client portal: redirect_uris\.0: must use http on a loopback address/],
       ];
       for (const [bad, message] of cases) {
         writeFileSync(configFile, JSON.stringify({ clients: [bad] }));
@@ -152,6 +159,39 @@ describe('the server process', () => {
         expect(proc.err()).toMatch(message);
         expect(proc.err()).not.toContain('portal-secret-0123456789');
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('registers a native config-file client (application_type): loopback redirects on any port, private-use schemes; a bad type is a bad setting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nsa-config-'));
+    const port = await freePort();
+    const proc = (() => {
+      const configFile = join(dir, 'config.json');
+      writeFileSync(configFile, JSON.stringify({
+        clients: [{ client_id: 'cli-tool', application_type: 'native', token_endpoint_auth_method: 'none', redirect_uris: ['http://127.0.0.1/callback', 'com.example.cli:/callback'], scope: 'openid' }],
+      }));
+      return startProcess({ PORT: String(port), CONFIG_FILE: configFile, LOG_LEVEL: 'warn' });
+    })();
+    try {
+      await waitFor(() => proc.out().includes('discovery:'));
+      const authorize = (redirectUri: string) => fetch(`http://localhost:${port}/oauth/authorize?${new URLSearchParams({
+        client_id: 'cli-tool', response_type: 'code', scope: 'openid', redirect_uri: redirectUri, code_challenge: 'a'.repeat(43), code_challenge_method: 'S256',
+      })}`, { redirect: 'manual' });
+      for (const uri of ['http://127.0.0.1:49152/callback', 'http://127.0.0.1:8123/callback', 'com.example.cli:/callback']) expect((await authorize(uri)).status, uri).toBe(303);
+      expect((await authorize('http://127.0.0.1:8123/other')).status).toBe(400);
+    } finally {
+      proc.child.kill('SIGTERM');
+    }
+    expect(await proc.exited).toBe(0);
+
+    try {
+      const configFile = join(dir, 'bad.json');
+      writeFileSync(configFile, JSON.stringify({ clients: [{ client_id: 'cli-tool', application_type: 'desktop', token_endpoint_auth_method: 'none', redirect_uris: ['http://127.0.0.1/callback'] }] }));
+      const bad = startProcess({ PORT: String(await freePort()), CONFIG_FILE: configFile, LOG_LEVEL: 'silent' });
+      expect(await bad.exited).toBe(2);
+      expect(bad.err()).toMatch(/invalid setting clients\.0\.application_type: /);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

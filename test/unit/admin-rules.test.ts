@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientIdSchema, metadataProblems, redirectUriProblem } from '../../src/domain/client-registration.ts';
+import { clientIdSchema, createClientSchema, metadataProblems, redirectUriProblem, redirectUriProblems, updateClientSchema } from '../../src/domain/client-registration.ts';
 import { isStreamId, previousStreamId } from '../../src/domain/audit-query.ts';
 import { scopesNotGrantable } from '../../src/domain/scope-grants.ts';
 
@@ -24,6 +24,60 @@ describe('redirect URI rules', () => {
     [`https://app.example.com/${'a'.repeat(2000)}`, 'is too long'],
   ])('%s', (uri, problem) => {
     expect(redirectUriProblem(uri)).toBe(problem);
+  });
+
+  const NATIVE_SCHEMES = 'must use https, http on a loopback address, or a private-use URI scheme in reverse domain-name form such as com.example.app:/callback (RFC 8252 §7.1)';
+  it.each([
+    // Loopback over http (any port at the provider, RFC 8252 §7.3), claimed https, private-use schemes (§7.1).
+    ['http://127.0.0.1/callback', null],
+    ['http://[::1]:51004/callback', null],
+    ['http://localhost/callback', null],
+    ['https://app.example.com/oauth', null],
+    ['com.example.app:/oauth2redirect/example-provider', null],
+    ['com.example.app://callback', null],
+    ['net.example-corp.tool:/cb', null],
+    ['COM.Example.App:/cb', null],
+    ['http://app.example.com/cb', 'must use https (http is allowed only for localhost and loopback addresses)'],
+    ['https://127.0.0.1/cb', 'must use http on a loopback address (a native client may not use https on localhost or loopback)'],
+    ['https://localhost:8443/cb', 'must use http on a loopback address (a native client may not use https on localhost or loopback)'],
+    ['myapp:/cb', NATIVE_SCHEMES],
+    ['javascript:alert(1)', NATIVE_SCHEMES],
+    ['data:text/html,x', NATIVE_SCHEMES],
+    ['file:///etc/passwd', NATIVE_SCHEMES],
+    ['com.example.app:/cb#x', 'must not contain a fragment'],
+    ['com.example.*:/cb', 'must not contain wildcards'],
+    ['com.example.app://user:pw@host/cb', 'must not contain credentials'],
+  ])('native: %s', (uri, problem) => {
+    expect(redirectUriProblem(uri, 'native')).toBe(problem);
+  });
+
+  it('refuses private-use schemes for web clients, saying what would allow them', () => {
+    expect(redirectUriProblem('com.example.app:/cb')).toBe('must use https (a private-use URI scheme such as com.example.app: needs application_type "native")');
+    expect(redirectUriProblem('com.example.app:/cb', 'web')).toBe(redirectUriProblem('com.example.app:/cb'));
+  });
+
+  it('judges a whole client by its application_type (absent: web), naming the field and index', () => {
+    const uris = { redirect_uris: ['http://127.0.0.1/cb', 'com.example.app:/cb'], post_logout_redirect_uris: ['http://app.example.com/'] };
+    expect(redirectUriProblems(uris)).toEqual([
+      { field: 'redirect_uris.1', message: expect.stringContaining('application_type "native"') },
+      { field: 'post_logout_redirect_uris.0', message: expect.stringContaining('must use https') },
+    ]);
+    expect(redirectUriProblems({ ...uris, application_type: 'native' })).toEqual([{ field: 'post_logout_redirect_uris.0', message: expect.stringContaining('must use https') }]);
+    expect(metadataProblems({ ...uris, application_type: 'web', grant_types: ['authorization_code'] })).toHaveLength(2);
+    expect(metadataProblems({ application_type: 'native', redirect_uris: ['com.example.app:/cb'], grant_types: ['authorization_code'] })).toEqual([]);
+  });
+
+  it('create: application_type defaults to web and decides the URI rules, each problem reported once; patch: web, native or null', () => {
+    expect(createClientSchema.parse({ client_name: 'x' }).application_type).toBe('web');
+    expect(createClientSchema.safeParse({ client_name: 'x', application_type: 'native', redirect_uris: ['com.example.app:/cb'] }).success).toBe(true);
+    const refused = createClientSchema.safeParse({ client_name: 'x', redirect_uris: ['com.example.app:/cb', 'https://a.example/cb#f'] });
+    expect(refused.success).toBe(false);
+    expect(refused.error!.issues.map((i) => i.path.join('.')).sort()).toEqual(['redirect_uris.0', 'redirect_uris.1']);
+    expect(createClientSchema.safeParse({ client_name: 'x', application_type: 'desktop' }).error?.issues[0].path).toEqual(['application_type']);
+    for (const ok of ['web', 'native', null]) expect(updateClientSchema.safeParse({ application_type: ok }).success, String(ok)).toBe(true);
+    // A PATCH of the URIs alone cannot know the stored type: only what no type allows is refused here.
+    expect(updateClientSchema.safeParse({ redirect_uris: ['com.example.app:/cb'] }).success).toBe(true);
+    expect(updateClientSchema.safeParse({ redirect_uris: ['com.example.app:/cb#f'] }).success).toBe(false);
   });
 });
 

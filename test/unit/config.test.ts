@@ -88,4 +88,19 @@ describe('configuration', () => {
     writeFileSync(join(dir, 'default.json'), JSON.stringify({ clients: [{ ...client, redirect_uri: 'https://portal.example/cb' }] }));
     expect(() => loadConfig({}, dir)).toThrow(/clients\.0: .*"redirect_uri"/);
   });
+
+  it('takes a config-file client\'s application_type: web by default, native, nothing else', () => {
+    const dir = emptyDir();
+    const write = (client: Record<string, unknown>) => writeFileSync(join(dir, 'default.json'), JSON.stringify({ clients: [{ client_id: 'cli', token_endpoint_auth_method: 'none', ...client }] }));
+    write({ redirect_uris: ['http://127.0.0.1/callback'] });
+    expect(loadConfig({}, dir).clients[0].application_type).toBe('web');
+    // Redirect URIs are judged at start by the client's type (src/bootstrap.ts), not here:
+    // a native client's private-use scheme passes the schema.
+    write({ application_type: 'native', redirect_uris: ['http://127.0.0.1/callback', 'com.example.cli:/callback'] });
+    expect(loadConfig({}, dir).clients[0]).toMatchObject({ application_type: 'native', redirect_uris: ['http://127.0.0.1/callback', 'com.example.cli:/callback'] });
+    for (const bad of ['desktop', 'Native', null]) {
+      write({ application_type: bad });
+      expect(() => loadConfig({}, dir), String(bad)).toThrow(/^invalid setting clients\.0\.application_type: /);
+    }
+  });
 });
