@@ -10,7 +10,7 @@ import { verifyCompactJws, type VerifiableAlg } from './jws-signature.ts';
  * (src/oidc/provider.ts, published as dpop_signing_alg_values_supported), so a key the
  * token endpoint bound a token to is also good here. Asymmetric only: never "none" or HMAC.
  */
-export const DPOP_PROOF_ALGS = ['ES256', 'EdDSA', 'RS256', 'PS256'] as const satisfies readonly VerifiableAlg[];
+export const DPOP_PROOF_ALGS = ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256'] as const satisfies readonly VerifiableAlg[];
 /**
  * How far a proof's iat may lie from our clock, either way, seconds (RFC 9449 §11.1: a
  * proof is good for a short time only; we issue no nonces, so iat is the only bound).

@@ -10,6 +10,8 @@ const ALGORITHMS = {
   PS256: { hash: 'sha256', keyType: 'rsa', pss: true },
   ES256: { hash: 'sha256', keyType: 'ec', curve: 'prime256v1', signatureBytes: 64 },
   EdDSA: { hash: null, keyType: 'ed25519', signatureBytes: 64 },
+  // RFC 9864's fully-specified name for EdDSA on Ed25519 (openid-client signs DPoP proofs of Ed25519 keys with it).
+  Ed25519: { hash: null, keyType: 'ed25519', signatureBytes: 64 },
 } as const satisfies Record<string, { hash: string | null; keyType: string; curve?: string; signatureBytes?: number; pss?: boolean }>;
 
 export type VerifiableAlg = keyof typeof ALGORITHMS;

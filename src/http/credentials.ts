@@ -72,12 +72,12 @@ export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens' | 'dpop' | '
   };
 
   async function resolveDpop(token: string, ctx: Context, identified: Identified): Promise<Principal> {
-    const result = await deps.dpop.verifyBoundToken(dpopRequestOf(ctx, token, realm), (claims) => identified(principalOfClaims(claims)));
+    const result = await deps.dpop.verifyBoundToken(dpopRequestOf(ctx, token, realm), (claims) => identified({ ...principalOfClaims(claims), scheme: 'DPoP' }));
     if (!result.ok) {
       deps.logger.debug({ request_id: ctx.state.requestId, reason: result.reason }, 'DPoP token refused');
       throw dpopRefusal(realm, result.error);
     }
-    return principalOfClaims(result.claims);
+    return { ...principalOfClaims(result.claims), scheme: 'DPoP' };
   }
 }
 
@@ -110,10 +110,15 @@ export const invalidToken = (realm: string, message?: string): AppError =>
     headers: { 'WWW-Authenticate': `Bearer realm="${realm}", error="invalid_token"` },
   });
 
-export const insufficientScope = (realm: string, scope: string): AppError =>
+/** A 403 naming the missing scope, challenged in the scheme the credential came with (Bearer, or DPoP per RFC 9449 §7.1). */
+export const insufficientScope = (realm: string, scope: string, scheme: 'Bearer' | 'DPoP' = 'Bearer'): AppError =>
   new AppError('INSUFFICIENT_SCOPE', {
     extra: { required_scope: scope },
-    headers: { 'WWW-Authenticate': `Bearer realm="${realm}", error="insufficient_scope", scope="${scope}"` },
+    headers: {
+      'WWW-Authenticate': scheme === 'DPoP'
+        ? `DPoP realm="${realm}", error="insufficient_scope", scope="${scope}", algs="${DPOP_PROOF_ALGS.join(' ')}"`
+        : `Bearer realm="${realm}", error="insufficient_scope", scope="${scope}"`,
+    },
   });
 
 /** Why a request has no principal: the message its 401 carries, or the error a strategy already chose. */
@@ -197,5 +202,5 @@ export function createCredentialResolver(strategies: CredentialStrategy[], realm
 export type CredentialResolver = ReturnType<typeof createCredentialResolver>;
 
 export function requireScope(principal: Principal, scope: string, realm: string): void {
-  if (!principal.scopes.includes(scope)) throw insufficientScope(realm, scope);
+  if (!principal.scopes.includes(scope)) throw insufficientScope(realm, scope, principal.scheme);
 }

@@ -11,6 +11,8 @@ export interface Principal {
   grantId?: string;
   /** Epoch seconds. */
   expiresAt?: number;
+  /** Set for a DPoP-bound token presented with its proof: its challenges use that scheme (RFC 9449 §7.1). */
+  scheme?: 'DPoP';
 }
 
 /** Subjects carry a type prefix (usr_, sa_); anything else is an OAuth client. */

@@ -119,12 +119,12 @@ describe('DPoP-bound access tokens at /v1 and /oauth/userinfo (Redis)', () => {
   function expectDpopRefusal(res: Answer, error: 'invalid_dpop_proof' | 'invalid_token', name = ''): void {
     expect(res.status, `${name}: ${res.text}`).toBe(401);
     expectV1Error(res, 401, 'INVALID_TOKEN');
-    expect(res.headers.get('www-authenticate'), name).toBe(`DPoP realm="${realm}", error="${error}", algs="ES256 EdDSA RS256 PS256"`);
+    expect(res.headers.get('www-authenticate'), name).toBe(`DPoP realm="${realm}", error="${error}", algs="ES256 EdDSA Ed25519 RS256 PS256"`);
   }
   function expectUserinfoRefusal(res: Answer, error: 'invalid_dpop_proof' | 'invalid_token', name = ''): void {
     expect(res.status, `${name}: ${res.text}`).toBe(401);
     expect(res.body, name).toMatchObject({ error, error_description: expect.any(String), request_id: expect.any(String) });
-    expect(res.headers.get('www-authenticate'), name).toMatch(new RegExp(`^DPoP realm="${realm}", error="${error}", error_description="[^"]+", algs="ES256 EdDSA RS256 PS256"$`));
+    expect(res.headers.get('www-authenticate'), name).toMatch(new RegExp(`^DPoP realm="${realm}", error="${error}", error_description="[^"]+", algs="ES256 EdDSA Ed25519 RS256 PS256"$`));
   }
 
   beforeAll(async () => {
@@ -155,6 +155,12 @@ describe('DPoP-bound access tokens at /v1 and /oauth/userinfo (Redis)', () => {
       expect(verified.status, verified.text).toBe(200);
       expect(verified.headers.get('x-auth-type')).toBe('client');
       expect(verified.headers.get('x-auth-client-id')).toBe(server.demoClient.client_id);
+    });
+
+    it('answers a missing scope with 403 and a DPoP challenge (RFC 9449 §7.1), not a Bearer one', async () => {
+      const lacking = await withProof(await proof({ path: '/v1/auth/verify' }), '/v1/auth/verify?scope=admin.users');
+      expectV1Error(lacking, 403, 'INSUFFICIENT_SCOPE');
+      expect(lacking.headers.get('www-authenticate')).toBe(`DPoP realm="${realm}", error="insufficient_scope", scope="admin.users", algs="ES256 EdDSA Ed25519 RS256 PS256"`);
     });
 
     it('takes proofs of each key type the token endpoint binds tokens to (ES256, EdDSA, PS256, RS256): the same key thumbprint', async () => {
@@ -212,6 +218,15 @@ describe('DPoP-bound access tokens at /v1 and /oauth/userinfo (Redis)', () => {
       expect(asBearer.status).toBe(401);
       expect(asBearer.headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
       expectV1Error(await send(server, '/v1/auth/verify', { authorization: `Bearer ${tokens.access_token}` }), 401, 'INVALID_TOKEN');
+    });
+
+    it('takes an Ed25519 key as openid-client names its algorithm (RFC 9864 "Ed25519"), at the token endpoint and at /v1', async () => {
+      const config = await demoClientConfig(server);
+      const DPoP = oidc.getDPoPHandle(config, await oidc.randomDPoPKeyPair('Ed25519'));
+      const tokens = await oidc.clientCredentialsGrant(config, { scope: 'admin.settings' }, { DPoP });
+      expect(tokens.token_type.toLowerCase()).toBe('dpop');
+      const listed = await oidc.fetchProtectedResource(config, tokens.access_token, new URL(`${server.url}${V1_PATH}`), 'GET', null, undefined, { DPoP });
+      expect(listed.status).toBe(200);
     });
 
     it('answers with the provider\'s DPoP algorithms: the ones discovery publishes', async () => {

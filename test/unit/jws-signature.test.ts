@@ -8,6 +8,7 @@ const pairs = {
   PS256: () => generateKeyPairSync('rsa', { modulusLength: 2048 }),
   ES256: () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' }),
   EdDSA: () => generateKeyPairSync('ed25519'),
+  Ed25519: () => generateKeyPairSync('ed25519'),
 } satisfies Record<VerifiableAlg, () => { publicKey: KeyObject; privateKey: KeyObject }>;
 const algs = Object.keys(pairs) as VerifiableAlg[];
 const payload = '{"iss":"sa_x","sub":"sa_x"}';
