@@ -176,12 +176,15 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
     const { Grant } = provider();
     const grant = (grantId ? await Grant.find(grantId) : undefined)
       ?? new Grant({ accountId: user.id, clientId: String(params.client_id) });
-    // prompt=consent asks about everything requested, and the provider then names nothing
-    // as missing: what the user allowed on the page is the whole request.
-    const missing: { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> } =
-      interaction.prompt.reasons.includes('consent_prompt')
-        ? { missingOIDCScope: parseScope(String(params.scope ?? '')), missingResourceScopes: { [audience]: parseScope(String(params.scope ?? '')) } }
-        : interaction.prompt.details;
+    // The page showed the whole request (what the user holds to allow, what is withheld), not
+    // only what the provider found missing: prompt=consent names nothing as missing, and a
+    // scope withheld before but held now (consent-policy.ts) is not "missing" to it either.
+    const requested = parseScope(String(params.scope ?? ''));
+    const missing = {
+      missingOIDCScope: requested,
+      missingOIDCClaims: (interaction.prompt.details as { missingOIDCClaims?: string[] }).missingOIDCClaims,
+      missingResourceScopes: { [audience]: requested },
+    };
     if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
     for (const [resource, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {

@@ -3,6 +3,7 @@ import type { Deps } from '../deps.ts';
 import { apiAudienceOf } from '../config/load.ts';
 import { createAdapterFactory } from './adapter.ts';
 import { DPOP_PROOF_ALGS } from '../domain/dpop-proof.ts';
+import { consentPolicy } from './consent-policy.ts';
 import { providerSigningKeys } from './node-signing-key.ts';
 import { oidcScopes, parseScope } from '../domain/scopes.ts';
 import { html, SafeHtml } from '../../views/html.ts';
@@ -72,6 +73,7 @@ export function buildProvider(deps: Deps): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: consentPolicy(async (accountId) => (await deps.users.findById(accountId))?.scopes ?? []),
     },
     features: {
       devInteractions: { enabled: false },

@@ -125,7 +125,7 @@ describe('consent is asked for every new client, every new scope, and on prompt=
     expectCode(await authorize(jar, { scope: wider, prompt: 'none' }), server.demoClient.redirect_uri);
   });
 
-  it('a scope withheld while the user lacked it is granted once the user holds it and allows it again', async () => {
+  it('a scope withheld while the user lacked it brings the consent page back once the user holds it, and allowing grants it', async () => {
     const promoted = await createTestUser(server, ['cmdb.read'], 'promoted');
     const scope = 'openid cmdb.read cmdb.write';
     const tokenScopes = async (step: Step): Promise<string[]> => {
@@ -139,10 +139,18 @@ describe('consent is asked for every new client, every new scope, and on prompt=
     const consent = expectConsentPage(await submit(jar, start.page!, '/login', { email: promoted.email, password: promoted.password }, server.url), 'Demo App');
     expect(await tokenScopes(await confirm(jar, consent))).not.toContain('cmdb.write');
 
+    // Control: while the user still lacks it, the answered request is not asked again.
+    expectCode(await authorize(jar, { scope, prompt: 'none' }), server.demoClient.redirect_uri);
+
     await server.deps.users.update(promoted.id, (u) => ({ ...u, scopes: ['cmdb.read', 'cmdb.write'] }));
-    const again = expectConsentPage(await authorize(jar, { scope, prompt: 'consent' }), 'Demo App');
+    // Held now: the same request brings the consent page back by itself (no code without it).
+    expectError(await authorize(jar, { scope, prompt: 'none' }), server.demoClient.redirect_uri, 'consent_required');
+    const again = expectConsentPage(await authorize(jar, { scope }), 'Demo App');
     expect(again.html).toContain('cmdb.write');
     expect(await tokenScopes(await confirm(jar, again))).toContain('cmdb.write');
+    // Allowed once, not asked again; and prompt=consent after it still grants the same.
+    expectCode(await authorize(jar, { scope, prompt: 'none' }), server.demoClient.redirect_uri);
+    expect(await tokenScopes(await confirm(jar, expectConsentPage(await authorize(jar, { scope, prompt: 'consent' }), 'Demo App')))).toContain('cmdb.write');
   });
 
   it('prompt=consent asks again even though the grant covers the request', async () => {
