@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import { AppError } from '../errors/app-error.ts';
+import { routePath } from './koa-rate-limit.ts';
 import type { Logger } from '../logger.ts';
 import { renderMessage } from '../../views/message.ts';
 import { isStoreUnavailable } from '../oidc/provider-edge.ts';
@@ -7,7 +8,7 @@ import { isStoreUnavailable } from '../oidc/provider-edge.ts';
 /** Errors on the sign-in pages become a readable page, not JSON (expired or unknown interaction). */
 export function interactionErrorPages(logger: Logger): Middleware {
   return async (ctx, next) => {
-    if (!ctx.path.startsWith('/interaction/')) return next();
+    if (!routePath(ctx.path).startsWith('/interaction/')) return next();
     try {
       await next();
     } catch (err) {

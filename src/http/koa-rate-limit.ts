@@ -82,6 +82,17 @@ export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialR
 const last = <T>(items: T[]): T => items[items.length - 1];
 const sameLimits = (a: RateLimits, b: RateLimits): boolean => a.perHour === b.perHour && a.burst === b.burst && a.burstSeconds === b.burstSeconds;
 
+/**
+ * A path as the routers behind these limits match it: oidc-provider's router and
+ * @koa/router both ignore case and a trailing slash, so `/OAUTH/TOKEN/` is answered like
+ * `/oauth/token` and must be counted like it.
+ */
+export function routePath(path: string): string {
+  let end = path.length;
+  while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end -= 1;
+  return path.slice(0, end).toLowerCase();
+}
+
 /** The provider's back-channel endpoints, where clients authenticate and ask for tokens. */
 export const LIMITED_OAUTH_PATHS = new Set(['/oauth/token', '/oauth/introspect', '/oauth/revoke', '/oauth/par', '/oauth/device/auth']);
 
@@ -118,7 +129,7 @@ export function basicClientId(authorization: string): string | undefined {
  */
 export function oauthRateLimit(deps: RateLimitDeps): Middleware {
   return async (ctx, next) => {
-    if (ctx.method !== 'POST' || !LIMITED_OAUTH_PATHS.has(ctx.path)) return next();
+    if (ctx.method !== 'POST' || !LIMITED_OAUTH_PATHS.has(routePath(ctx.path))) return next();
     const { overrides = [], ...base } = deps.limits();
     const clientId = basicClientId(ctx.get('authorization'));
     if (!clientId) {
@@ -166,7 +177,7 @@ export const BROWSER_HOURLY_FACTOR = 10;
  */
 export function browserRateLimit(deps: RateLimitDeps): Middleware {
   return async (ctx, next) => {
-    if (!isLimitedBrowserRequest(ctx.method, ctx.path)) return next();
+    if (!isLimitedBrowserRequest(ctx.method, routePath(ctx.path))) return next();
     const { overrides: _overrides, ...base } = deps.limits();
     await enforce(ctx, deps, `browser:${ipBucket(ctx.ip)}`, { ...base, perHour: base.perHour * BROWSER_HOURLY_FACTOR }, 'browser');
     return next();

@@ -302,6 +302,15 @@ describe('the OAuth token endpoint', () => {
     expect(body).toMatchObject({ error: 'temporarily_unavailable', error_description: 'Rate limit exceeded' });
     // Even the right secret from the limited IP waits...
     expect((await tokenRequest(server, undefined, attacker)).status).toBe(429);
+    // ...and so does the same endpoint spelt another way the provider's router still answers.
+    for (const path of ['/oauth/token/', '/OAUTH/TOKEN', '/oauth/Token//']) {
+      const other = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: basic(server.demoClient.client_id, 'wrong-secret'), 'content-type': 'application/x-www-form-urlencoded', ...attacker },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'cmdb.read' }),
+      });
+      expect(other.status, path).toBe(429);
+    }
 
     // ...but the real client, elsewhere, has its whole quota.
     for (let i = 0; i < 3; i++) {
@@ -401,6 +410,17 @@ describe('rate limits on the browser-facing endpoints (per IP, a bucket of their
       expect(refused.headers.get('location')).toBeNull();
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(refused.headers.get('x-ratelimit-reset-after')).toBe(refused.headers.get('retry-after'));
+    }
+    // Spelt as the routers still answer it: other case, trailing slashes.
+    const variants: [string, string][] = [
+      ['GET', '/OAUTH/AUTHORIZE'], ['GET', '/oauth/authorize/'], ['GET', '/oauth/Authorize//'],
+      ['POST', '/oauth/DEVICE/'], ['POST', '/INVITE'], ['POST', '/Interaction/some-uid/login'],
+    ];
+    for (const [method, path] of variants) {
+      const res = await fetch(`${server.url}${path}`, {
+        method, redirect: 'manual', ...(method === 'POST' ? { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'x=1' } : {}),
+      });
+      expect(res.status, `${method} ${path}`).toBe(429);
     }
     // A sign-in form posted now gets the 429 as a page.
     const form = await fetch(`${server.url}/interaction/some-uid/login`, {
