@@ -58,3 +58,25 @@ export function providerStoreOutage(): Middleware {
     }
   };
 }
+
+/**
+ * A form of the provider's own pages (the device-code entry, POST /oauth/device) sent
+ * without a session cookie the provider knows (a script, a cookie that expired) makes the
+ * provider touch a session it never saved, and its own session save then throws: a 500
+ * for what is a stale or forged form. It gets a 400 page that says to start again.
+ */
+export function unsavedSessionGuard(): Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      if (!(err instanceof TypeError) || !err.message.includes('previously persisted Sessions')) throw err;
+      ctx.status = 400;
+      ctx.type = 'html';
+      ctx.body = renderMessage('This page has expired', [
+        'Go back to the page you came from, reload it and try again.',
+        `Request id: ${String(ctx.state.requestId ?? '')}`,
+      ]);
+    }
+  };
+}

@@ -399,6 +399,8 @@ describe('rate limits on the browser-facing endpoints (per IP, a bucket of their
     for (let i = 0; i < BURST - 1; i++) answers.push(await authorize());
     answers.push(await deviceGuess());
     for (const answer of answers) expect(answer.status).not.toBe(429);
+    // A guess posted without the page's session is a stale form: 400, never a 500.
+    expect(answers[BURST - 1].status).toBe(400);
     // The hourly quota the headers report is ten times the API's (many may sign in from one
     // address); the last answer used up the burst window, which they then report.
     expect(answers[0].headers.get('x-ratelimit-limit')).toBe(String(1000 * BROWSER_HOURLY_FACTOR));

@@ -222,6 +222,19 @@ describe('CSRF: every form refuses a submission without its token or with a forg
     },
   };
 
+  it('answers a device-code form posted without a session, or with an unknown one, with a 400 page (never a 500)', async () => {
+    for (const cookie of [undefined, '_session=unknown-session-id-0123456789ab; _session.sig=forged']) {
+      const res = await fetch(`${server.url}/oauth/device`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}) },
+        body: 'xsrf=forged&user_code=BCDF-GHJK',
+        redirect: 'manual',
+      });
+      expect(res.status, cookie ?? 'no cookie').toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    }
+  });
+
   it.each(Object.keys(forms))('refuses the %s form without its token and with a forged one, and takes the real one', async (name) => {
     const form = await forms[name]();
     const fields = formFields(form.page.html, form.action);
