@@ -160,7 +160,9 @@ export function buildProvider(deps: Deps): Provider {
         },
       },
     },
-    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    // Public clients, and every native app (RFC 8252 §8.1): any process on the device can
+    // receive a loopback or private-use-scheme redirect, and a native app's secret is no secret.
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' || client.applicationType === 'native' },
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
     expiresWithSession: async () => false,
@@ -232,11 +234,15 @@ export function buildProvider(deps: Deps): Provider {
  * it is saved, and the client would meet invalid_grant before its refresh token's `exp`.
  */
 function refreshTokenTtl(ctx: KoaContextWithOIDC | undefined, fullTtl: number): number {
-  const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
-  if (!rotated) return fullTtl;
-  // The grant has just checked it is unexpired; a second boundary since then must not make
+  const entities = ctx?.oidc?.entities;
+  const rotated = entities?.RotatedRefreshToken;
+  // Never past the login's grant either: its TTL was fixed at consent, and a later code of
+  // the same session (no new consent), or a longer tokens.refreshTokenTtl set since, would
+  // otherwise outlive it.
+  const grantLeft = (entities?.Grant as { remainingTTL?: number } | undefined)?.remainingTTL ?? Infinity;
+  // The grant has just been checked unexpired; a second boundary since then must not make
   // this zero, which the provider refuses as a TTL.
-  return Math.max(1, rotated.remainingTTL);
+  return Math.max(1, Math.min(rotated ? rotated.remainingTTL : fullTtl, grantLeft));
 }
 
 /**

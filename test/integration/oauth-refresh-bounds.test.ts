@@ -4,7 +4,8 @@ import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { clientAccessToken, codeFlowTokens, createTestUser } from '../support/user-token.ts';
 import { api } from '../support/admin-client.ts';
 import { introspect } from '../support/auth-client.ts';
-import { signInThroughForms } from '../support/form-login.ts';
+import { CookieJar, follow, signInThroughForms, submit } from '../support/form-login.ts';
+import { authorizeUrl, demoBasic, oauthPost } from '../support/attack.ts';
 
 /** grant_type=refresh_token at /oauth/token with HTTP Basic; returns the status and body. */
 async function refreshAtTokenEndpoint(server: TestServer, client: { client_id: string; client_secret: string }, refreshToken: string) {
@@ -57,6 +58,37 @@ describe('OAuth refresh tokens are bounded by their login and by their client (R
     expect(second.exp as number).toBeLessThanOrEqual(firstExp + 1);
     expect(second.exp as number).toBeGreaterThanOrEqual(firstExp - 1);
     expect((await introspect(server, tokens.refresh_token!)).active).toBe(false);
+  });
+
+  it('never lets a refresh token outlive its grant: a later code of the same session, after the lifetime was raised', async () => {
+    const user = await createTestUser(server, ['cmdb.read']);
+    const scope = 'openid offline_access cmdb.read';
+    const redeem = async (final: string) => {
+      const code = new URL(final).searchParams.get('code')!;
+      const res = await oauthPost(server, '/oauth/token', { grant_type: 'authorization_code', code, redirect_uri: server.demoClient.redirect_uri }, demoBasic(server));
+      expect(res.status, res.text).toBe(200);
+      return res.body as { access_token: string; refresh_token: string };
+    };
+    const jar = new CookieJar();
+    await server.deps.settings.update({ tokens: { refreshTokenTtl: 1200 } }, 'test');
+    try {
+      const login = await follow(jar, authorizeUrl(server, { scope, prompt: 'consent' }), server.url);
+      const consent = await submit(jar, login.page!, '/login', { email: user.email, password: user.password }, server.url);
+      const first = await redeem((await submit(jar, consent.page!, '/confirm', {}, server.url)).final);
+      const grantId = claimsOf(first.access_token).gid as string;
+      const grantExp = (JSON.parse((await server.store.get(`oidc:Grant:${grantId}`))!) as { exp: number }).exp;
+
+      // Raised since consent: the same session's next code (no consent asked) reuses that grant.
+      await server.deps.settings.update({ tokens: { refreshTokenTtl: 30 * 24 * 3600 } }, 'test');
+      const again = await follow(jar, authorizeUrl(server, { scope }), server.url);
+      expect(again.page, 'no consent page for an answered request').toBeUndefined();
+      const second = await redeem(again.final);
+      expect(claimsOf(second.access_token).gid).toBe(grantId);
+      const refreshExp = (await introspect(server, second.refresh_token)).exp as number;
+      expect(refreshExp).toBeLessThanOrEqual(grantExp);
+    } finally {
+      await server.deps.settings.update({ tokens: { refreshTokenTtl: 7 * 24 * 3600 } }, 'test');
+    }
   });
 
   it('narrowing a client\'s scope binds its existing refresh tokens: refreshed access tokens lose the removed scope', async () => {

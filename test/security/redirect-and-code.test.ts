@@ -461,6 +461,10 @@ describe('native clients: a loopback redirect matches on any port, and nothing e
     const client = { grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none', scope: 'openid cmdb.read' };
     await server.deps.clients.save({ ...client, client_id: 'native-app', client_name: 'Native app', application_type: 'native', redirect_uris: [LOOPBACK, SCHEME] });
     await server.deps.clients.save({ ...client, client_id: 'loopback-web-app', client_name: 'Loopback web app', application_type: 'web', redirect_uris: [LOOPBACK] });
+    // A native app that was given a secret anyway (RFC 8252 §8.5: it is no secret there).
+    await server.deps.clients.save({
+      ...client, client_id: 'native-with-secret', client_name: 'Native app with a secret', application_type: 'native', redirect_uris: [LOOPBACK], token_endpoint_auth_method: 'client_secret_basic',
+    }, 'native-with-secret-0123456789abcdef');
   });
   afterAll(() => server?.close());
 
@@ -473,6 +477,20 @@ describe('native clients: a loopback redirect matches on any port, and nothing e
       expect(res.status, uri).toBe(303);
       expect(new URL(res.headers.get('location')!, server.url).origin, uri).toBe(server.url);
     }
+  });
+
+  it('requires PKCE of every native client, one with a secret too (RFC 8252 §8.1): any local process can receive its code', async () => {
+    for (const clientId of ['native-app', 'native-with-secret']) {
+      const res = await fetch(authorizeUrl(server, { client_id: clientId, redirect_uri: `http://127.0.0.1:${appPort()}/callback` }), { redirect: 'manual' });
+      expect(res.status, clientId).toBe(303);
+      const location = new URL(res.headers.get('location')!);
+      expect(location.origin, clientId).not.toBe(server.url);
+      expect(location.searchParams.get('error'), clientId).toBe('invalid_request');
+      expect(location.searchParams.get('error_description'), clientId).toMatch(/PKCE/i);
+      expect(location.searchParams.has('code')).toBe(false);
+    }
+    // Control: with a challenge, the secret-holding native client gets to sign-in.
+    expect(new URL((await authorize('native-with-secret', LOOPBACK)).headers.get('location')!, server.url).origin).toBe(server.url);
   });
 
   it('refuses a port on the loopback redirect of a web client', async () => {
