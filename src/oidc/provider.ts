@@ -254,11 +254,21 @@ function refreshTokenTtl(ctx: KoaContextWithOIDC | undefined, fullTtl: number): 
  * and refresh tokens issued before still name the removed scopes; the JWT customizer
  * drops them from every access token signed from then on.
  */
-function registeredScopesOf(ctx: KoaContextWithOIDC | undefined, token: { clientId?: string; client?: Client }): Set<string> | undefined {
+function registeredScopesOf(ctx: KoaContextWithOIDC | undefined, token: { clientId?: string; client?: Client }): ReadonlySet<string> | undefined {
   const client = ctx?.oidc?.client?.clientId === token.clientId ? ctx?.oidc?.client : token.client;
   if (!client?.scope || client.clientId !== token.clientId) return undefined;
-  return new Set(parseScope(client.scope));
+  let scopes = scopeSets.get(client.scope);
+  if (!scopes) {
+    if (scopeSets.size >= MAX_SCOPE_SETS) scopeSets.clear();
+    scopes = new Set(parseScope(client.scope));
+    scopeSets.set(client.scope, scopes);
+  }
+  return scopes;
 }
+
+/** Registered scope strings, parsed once each: every token signed asks (a handful of distinct strings, bounded anyway). */
+const scopeSets = new Map<string, ReadonlySet<string>>();
+const MAX_SCOPE_SETS = 1000;
 
 /** Marks provider-generated form markup (already escaped by the provider) as safe. */
 function rawHtml(markup: string): SafeHtml {
