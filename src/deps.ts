@@ -24,6 +24,7 @@ import { createMfaService, type MfaService } from './domain/mfa.ts';
 import { createLoginService, type LoginService } from './domain/login.ts';
 import { apiAudienceOf } from './config/load.ts';
 import { createDpopProofs, type DpopProofs } from './domain/dpop-proof.ts';
+import { oidcKey } from './oidc/adapter.ts';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
 export interface Deps {
@@ -110,7 +111,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     lockout,
     mfa,
     login: createLoginService({ users, lockout, mfa, audit }),
-    dpop: createDpopProofs({ store, clock, accessTokens }),
+    dpop: createDpopProofs({ store, clock, accessTokens, replayKey: (id) => oidcKey('ReplayDetection', id) }),
   };
 }
 

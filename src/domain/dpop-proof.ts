@@ -1,7 +1,6 @@
 import { createHash, createPublicKey, hash, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
-import { oidcKey } from '../oidc/adapter.ts';
 import type { AccessTokenClaims, AccessTokenService } from '../oidc/access-tokens.ts';
 import { verifyCompactJws, type VerifiableAlg } from './jws-signature.ts';
 
@@ -120,7 +119,13 @@ function publicKeyOf(jwk: unknown): { key: KeyObject; jkt: string } | string {
  * the two to name the same key. Knows nothing of HTTP: the caller passes method, URL and
  * the header values.
  */
-export function createDpopProofs(deps: { store: Store; clock: Clock; accessTokens: Pick<AccessTokenService, 'verify'> }) {
+export function createDpopProofs(deps: {
+  store: Store;
+  clock: Clock;
+  accessTokens: Pick<AccessTokenService, 'verify'>;
+  /** The store key of a spent jti: the one oidc-provider's replay detection uses (src/oidc/replay-detection.ts). */
+  replayKey: (id: string) => string;
+}) {
   const { store, clock, accessTokens } = deps;
 
   /**
@@ -177,7 +182,7 @@ export function createDpopProofs(deps: { store: Store; clock: Clock; accessToken
     const id = createHash('sha256').update(`dpop:${proof.jkt}${proof.jti}`).digest('base64url');
     const windowMs = DPOP_PROOF_WINDOW_SECONDS * 1000;
     const ttlMs = Math.max(0, proof.iat * 1000 + windowMs - clock.now()) + windowMs;
-    return store.set(oidcKey('ReplayDetection', id), '1', { onlyIfAbsent: true, ttlMs });
+    return store.set(deps.replayKey(id), '1', { onlyIfAbsent: true, ttlMs });
   }
 
   /**

@@ -13,7 +13,7 @@ function setup() {
   const clock = createManualClock(Date.parse('2026-01-01T00:00:00Z'));
   const store = createMemoryStore(clock);
   const verify = async () => ({ ok: false as const, reason: 'malformed' as const });
-  return { clock, store, dpop: createDpopProofs({ store, clock, accessTokens: { verify } }) };
+  return { clock, store, dpop: createDpopProofs({ store, clock, accessTokens: { verify }, replayKey: (id) => `oidc:ReplayDetection:${id}` }) };
 }
 
 async function keyOf(alg: 'ES256' | 'EdDSA' | 'RS256' | 'PS256'): Promise<{ alg: string; privateKey: CryptoKey; jwk: JWK }> {
