@@ -13,7 +13,7 @@ import { securityHeaders } from './koa-security-headers.ts';
 import { healthRoutes } from './health-routes.ts';
 import { pageRoutes } from './page-routes.ts';
 import { invitePages } from './invite-pages.ts';
-import { interactionErrorPages } from './koa-interaction-errors.ts';
+import { pageErrors } from './koa-page-errors.ts';
 import { httpMetrics } from './koa-metrics.ts';
 import { metricsRoutes } from './metrics-routes.ts';
 import { forceHttps } from './koa-force-https.ts';
@@ -66,7 +66,7 @@ export function createApp(deps: Deps): App {
   koa.use(forceHttps({ enabled: deps.config.forceHttps, publicUrl: deps.config.publicUrl }));
   koa.use(corsPolicy(() => deps.settings.current().corsOrigins));
   koa.use(clientVersion({ minimum: deps.config.minClientVersion }));
-  koa.use(interactionErrorPages(deps.logger));
+  koa.use(pageErrors(deps.logger));
   koa.use(browserRateLimit(rateLimitDepsOf(deps)));
   koa.use(routesBySegment([...routers, interactionRoutes(deps, providers.current)]));
   koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
