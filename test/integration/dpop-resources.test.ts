@@ -4,7 +4,7 @@ import http from 'node:http';
 import * as oidc from 'openid-client';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { createTestUser, demoClientConfig } from '../support/user-token.ts';
+import { createTestUser, demoClientConfig, dpopCodeFlowToken } from '../support/user-token.ts';
 import { signInThroughForms } from '../support/form-login.ts';
 import { demoBasic, expectV1Error } from '../support/attack.ts';
 import { postForm } from '../support/service-account.ts';
@@ -406,15 +406,7 @@ describe('DPoP-bound access tokens at /v1 and /oauth/userinfo (Redis)', () => {
     beforeAll(async () => {
       user = await createTestUser(server, [], 'dpop-userinfo');
       userKey = await dpopKey('ES256');
-      const config = await demoClientConfig(server);
-      const DPoP = oidc.getDPoPHandle(config, { privateKey: userKey.privateKey, publicKey: userKey.publicKey });
-      const verifier = oidc.randomPKCECodeVerifier();
-      const url = oidc.buildAuthorizationUrl(config, {
-        redirect_uri: server.demoClient.redirect_uri, scope: 'openid profile',
-        code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-      });
-      const callback = await signInThroughForms(url.toString(), server.url, user);
-      userToken = (await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier }, undefined, { DPoP })).access_token;
+      userToken = await dpopCodeFlowToken(server, user, { privateKey: userKey.privateKey, publicKey: userKey.publicKey });
     });
 
     it('answers a hand-built proof, for GET and for POST', async () => {

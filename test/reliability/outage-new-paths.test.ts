@@ -16,14 +16,13 @@
 //   user read...), not an earlier read of the same request.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { Writable } from 'node:stream';
 import * as oidc from 'openid-client';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
-import { parseCommand, startRespProxy, type RespProxy } from '../support/resp-proxy.ts';
+import { startRespProxy, type RespProxy } from '../support/resp-proxy.ts';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { createTestUser, demoClientConfig, type TestUser } from '../support/user-token.ts';
+import { createTestUser, demoClientConfig, dpopCodeFlowToken, type TestUser } from '../support/user-token.ts';
 import { CookieJar, follow, formFields, request, signInThroughForms, submit, type FormPage } from '../support/form-login.ts';
 import { authorizeUrl, demoBasic } from '../support/attack.ts';
 import { postForm } from '../support/service-account.ts';
@@ -93,86 +92,6 @@ function shapeOf(a: Answer): string {
 }
 
 // ---------------------------------------------------------------------------------------
-// A pass-through in front of the RESP proxy that can make exactly one command fail.
-
-interface ErrorInjector {
-  url: string;
-  /**
-   * The next command `match` accepts is not run: Redis answers it (in its place in the
-   * reply stream) with a LOADING error, as a Redis still loading its data does. Resolves
-   * with the command once that has happened.
-   */
-  failNext(match: (args: string[]) => boolean): Promise<string[]>;
-  /** Disarms a failNext that never fired. */
-  disarm(): void;
-  close(): Promise<void>;
-}
-
-const LOADING = 'LOADING Redis is loading the dataset in memory';
-const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
-// EVAL "return redis.error_reply('LOADING …')" 0: Redis itself answers the error, so replies stay in order.
-const LOADING_COMMAND = Buffer.from(`*3\r\n${bulk('EVAL')}${bulk(`return redis.error_reply('${LOADING}')`)}${bulk('0')}`);
-
-async function startErrorInjector(upstream: { host: string; port: number }): Promise<ErrorInjector> {
-  let armed: { match: (args: string[]) => boolean; fired: (args: string[]) => void } | undefined;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const redis = net.connect(upstream);
-    sockets.add(client);
-    sockets.add(redis);
-    let pending = Buffer.alloc(0);
-    const end = () => {
-      client.destroy();
-      redis.destroy();
-      sockets.delete(client);
-      sockets.delete(redis);
-    };
-    for (const s of [client, redis]) {
-      s.on('error', end);
-      s.on('close', end);
-    }
-    redis.on('data', (chunk: Buffer) => client.write(chunk));
-    client.on('data', (chunk: Buffer) => {
-      pending = Buffer.concat([pending, chunk]);
-      let offset = 0;
-      const out: Buffer[] = [];
-      for (;;) {
-        const command = parseCommand(pending, offset);
-        if (!command) break;
-        const hit = armed && armed.match(command.args) ? armed : undefined;
-        if (hit) {
-          armed = undefined;
-          out.push(LOADING_COMMAND);
-          hit.fired(command.args);
-        } else {
-          out.push(pending.subarray(offset, command.end));
-        }
-        offset = command.end;
-      }
-      pending = pending.subarray(offset);
-      if (out.length) redis.write(Buffer.concat(out));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    failNext(match) {
-      return new Promise((resolve) => {
-        armed = { match, fired: resolve };
-      });
-    },
-    disarm() {
-      armed = undefined;
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------
 // DPoP keys and proofs (as test/integration/dpop-resources.test.ts builds them).
 
 interface DpopKey { privateKey: CryptoKey; publicKey: CryptoKey; jwk: JWK }
@@ -187,8 +106,7 @@ const athOf = (token: string) => createHash('sha256').update(token).digest('base
 describe('Redis taken away during the requests of the new paths', { timeout: 120_000 }, () => {
   let redis: RedisServer;
   let proxy: RespProxy;
-  let injector: ErrorInjector;
-  /** Behind the injector and the proxy, so its commands can be stopped or failed one at a time. */
+  /** Behind the RESP proxy, so its commands can be stopped or failed one at a time. */
   let server: TestServer;
   /** RATE_LIMIT_FAIL_OPEN=false, on Redis directly. */
   let failClosed: TestServer;
@@ -212,8 +130,7 @@ describe('Redis taken away during the requests of the new paths', { timeout: 120
     // AOF, so that what was stored before the kill (users, clients, sessions, grants) is there after it.
     redis = await startRedisServer({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
     proxy = await startRespProxy({ host: redis.host, port: redis.port });
-    injector = await startErrorInjector({ host: '127.0.0.1', port: proxy.port });
-    server = await startTestServer({ redisUrl: injector.url, logDestination: sink(logs, 'main'), config: { logLevel: 'info' } });
+    server = await startTestServer({ redisUrl: proxy.url, logDestination: sink(logs, 'main'), config: { logLevel: 'info' } });
     failClosed = await startTestServer({ redisUrl: redis.url, logDestination: sink(logs, 'fail-closed'), config: { logLevel: 'info', rateLimitFailOpen: false } });
     tight = await startTestServer({ redisUrl: redis.url, logDestination: sink(logs, 'tight'), config: { logLevel: 'info', rateLimitBurst: 3, rateLimitBurstSeconds: 60 } });
     for (const s of [server, failClosed, tight]) await s.deps.clients.save(TV_CLIENT as never);
@@ -222,7 +139,6 @@ describe('Redis taken away during the requests of the new paths', { timeout: 120
     // OUTAGE_LOG_FILE=path keeps the servers' log lines (which middleware answered, with stacks) for a look after the run.
     if (process.env.OUTAGE_LOG_FILE) (await import('node:fs')).writeFileSync(process.env.OUTAGE_LOG_FILE, logs.map((l) => JSON.stringify(l)).join('\n'));
     await Promise.all([server?.close(), failClosed?.close(), tight?.close()]);
-    await injector?.close();
     await proxy?.close();
     await redis?.stop();
   });
@@ -281,12 +197,12 @@ describe('Redis taken away during the requests of the new paths', { timeout: 120
   /** Sends the request with exactly the first command `match` accepts failing (LOADING); Redis stays up. */
   async function failsAt(match: (args: string[]) => boolean, sendRequest: () => Promise<Answer>, name: string): Promise<Answer> {
     let fired = false;
-    const failed = injector.failNext(match).then(() => {
+    const failed = proxy.failNext(match).then(() => {
       fired = true;
     });
     const answer = await sendRequest();
     await Promise.race([failed, sleep(50)]);
-    injector.disarm();
+    proxy.disarm();
     if (!fired) throw new Error(`${name}: the request never sent the command (${answer.status} ${answer.text.slice(0, 300)})`);
     return answer;
   }
@@ -326,15 +242,7 @@ describe('Redis taken away during the requests of the new paths', { timeout: 120
 
       const user = await createTestUser(server, [], 'dpop-outage');
       userKey = await dpopKey();
-      const config = await demoClientConfig(server);
-      const DPoP = oidc.getDPoPHandle(config, { privateKey: userKey.privateKey, publicKey: userKey.publicKey });
-      const verifier = oidc.randomPKCECodeVerifier();
-      const url = oidc.buildAuthorizationUrl(config, {
-        redirect_uri: server.demoClient.redirect_uri, scope: 'openid profile',
-        code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-      });
-      const callback = await signInThroughForms(url.toString(), server.url, user);
-      userToken = (await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier }, undefined, { DPoP })).access_token;
+      userToken = await dpopCodeFlowToken(server, user, { privateKey: userKey.privateKey, publicKey: userKey.publicKey });
       expect((await v1('dpop-warm')).status).toBe(200);
       expect((await userinfo('dpop-warm-ui')).status).toBe(200);
     });

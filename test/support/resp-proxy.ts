@@ -23,6 +23,14 @@ export interface RespProxy {
    */
   trap(trap: Trap): Promise<string[]>;
   /**
+   * The next command `match` accepts is not run: Redis answers it, in its place in the
+   * reply stream, with a LOADING error, as a Redis still loading its data does; every other
+   * command goes through. Resolves with the command once that has happened.
+   */
+  failNext(match: (args: string[]) => boolean): Promise<string[]>;
+  /** Disarms a failNext that never fired. */
+  disarm(): void;
+  /**
    * The commands each client sent, one entry per chunk received (one write of a pipelined
    * client, on loopback), since the last call; a command's arguments, name lower-cased first.
    */
@@ -55,8 +63,14 @@ export function parseCommand(buf: Buffer, offset: number): { args: string[]; end
   return { args, end: pos };
 }
 
+const LOADING = 'LOADING Redis is loading the dataset in memory';
+const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
+// EVAL "return redis.error_reply('LOADING …')" 0: Redis itself answers the error, so replies stay in order.
+const LOADING_COMMAND = Buffer.from(`*3\r\n${bulk('EVAL')}${bulk(`return redis.error_reply('${LOADING}')`)}${bulk('0')}`);
+
 export async function startRespProxy(upstream: { host: string; port: number }): Promise<RespProxy> {
   let armed: { trap: Trap; fired: (args: string[]) => void } | undefined;
+  let failing: { match: (args: string[]) => boolean; fired: (args: string[]) => void } | undefined;
   const sockets = new Set<net.Socket>();
   let batches: string[][][] = [];
 
@@ -91,6 +105,13 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
         batch.push(command.args);
         const bytes = pending.subarray(offset, command.end);
         offset = command.end;
+        const fail = failing && failing.match(command.args) ? failing : undefined;
+        if (fail) {
+          failing = undefined;
+          redis.write(LOADING_COMMAND);
+          fail.fired(command.args);
+          continue;
+        }
         const hit = armed && armed.trap.match(command.args) ? armed : undefined;
         if (!hit) {
           redis.write(bytes);
@@ -125,6 +146,14 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
       return new Promise<string[]>((resolve) => {
         armed = { trap, fired: resolve };
       });
+    },
+    failNext(match) {
+      return new Promise<string[]>((resolve) => {
+        failing = { match, fired: resolve };
+      });
+    },
+    disarm() {
+      failing = undefined;
     },
     takeBatches() {
       const taken = batches.filter((batch) => batch.length > 0);

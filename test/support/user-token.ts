@@ -49,6 +49,19 @@ export async function userAccessToken(server: TestServer, user: { email: string;
   return (await codeFlowTokens(server, user, scope)).tokens.access_token;
 }
 
+/** An access token bound to a DPoP key (RFC 9449), through the code flow with openid-client. */
+export async function dpopCodeFlowToken(server: TestServer, user: { email: string; password: string }, key: oidc.CryptoKeyPair, scope = 'openid profile'): Promise<string> {
+  const config = await demoClientConfig(server);
+  const DPoP = oidc.getDPoPHandle(config, key);
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: server.demoClient.redirect_uri, scope,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  const callback = await signInThroughForms(url.toString(), server.url, user);
+  return (await oidc.authorizationCodeGrant(config, new URL(callback), { pkceCodeVerifier: verifier }, undefined, { DPoP })).access_token;
+}
+
 /**
  * A token of the first-party login (POST /v1/auth/login), the guide's `userToken`: what
  * API-key and MFA management need (a third-party app's token for the same user is refused).
