@@ -117,7 +117,7 @@ export function describeBootstrap(report: BootstrapReport, publicUrl: string): s
   if (report.demoClient) {
     const d = report.demoClient;
     lines.push(`  demo client: ${d.client_id}${d.client_secret ? `  secret (shown once): ${d.client_secret}` : ''}`);
-    lines.push(`  try the code flow: ${publicUrl}/oauth/authorize?client_id=${d.client_id}&response_type=code&scope=openid%20cmdb.read&redirect_uri=${encodeURIComponent(d.redirect_uri)}&state=demo`);
+    lines.push(`  try the code flow: ${publicUrl}/oauth/authorize?client_id=${d.client_id}&response_type=code&scope=openid%20email%20cmdb.read&redirect_uri=${encodeURIComponent(d.redirect_uri)}&state=demo`);
   }
   return lines;
 }

@@ -9,10 +9,12 @@ import type { Metrics } from '../metrics.ts';
 export function routeLabel(ctx: Context): string {
   // A route answered outside both (the client_credentials fast path) names itself.
   if (typeof ctx.state.routeLabel === 'string') return ctx.state.routeLabel;
-  const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
-  if (typeof matched === 'string') return matched;
+  // Before the matched path: the provider's router sets that too, and one endpoint must
+  // carry one label whether the provider or its fast path answered.
   const oidcRoute = (ctx as { oidc?: { route?: string } }).oidc?.route;
   if (oidcRoute) return `oauth:${oidcRoute}`;
+  const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
+  if (typeof matched === 'string') return matched;
   return 'unmatched';
 }
 

@@ -401,6 +401,15 @@ describe('HTTP edge (Redis store)', () => {
     it('/metrics counts requests by route pattern and status, latency, tokens by grant and login failures', async () => {
       await get('/v1/auth/verify', { authorization: `Bearer ${token}` });
       await get('/v1/scanner-probe-7f3a9');
+      // One endpoint, one label, whether the fast path (HTTP Basic) or the provider (client_secret_post) answered.
+      for (const body of [undefined, { client_id: server.demoClient.client_id, client_secret: server.demoClient.client_secret }]) {
+        const answered = await fetch(`${server.url}/oauth/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...(body ? {} : { authorization: `Basic ${Buffer.from(`${server.demoClient.client_id}:${server.demoClient.client_secret}`).toString('base64')}` }) },
+          body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'cmdb.read', ...body }),
+        });
+        expect(answered.status).toBe(200);
+      }
       const signIn = (email: string, password: string) =>
         fetch(`${server.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
       expect((await signIn('no-one@example.test', 'wrong')).status).toBe(401);
@@ -415,6 +424,8 @@ describe('HTTP edge (Redis store)', () => {
       expect(text).toMatch(/nsa_tokens_issued_total\{grant_type="first_party_login"\} 1\n/);
       expect(text).toMatch(/nsa_login_failures_total\{channel="[a-z_]+"\} [1-9]/);
       expect(text).toContain('route="/v1/{*rest}"');
+      expect(text).toMatch(/http_requests_total\{method="POST",route="oauth:token",status="200"\} ([2-9]|\d\d+)/);
+      expect(text).not.toContain('route="/oauth/token"');
       expect(text).not.toContain('scanner-probe-7f3a9');
       expect(text).toContain('process_cpu_seconds_total');
     });

@@ -108,12 +108,17 @@ describe('answers that carry a credential are never cached or sniffed', () => {
       '/v1/auth/mfa/totp/setup': await api(server, 'POST', '/v1/auth/mfa/totp/setup', { token: signedIn.body.token }),
       '/v1/admin/service-accounts': await api(server, 'POST', '/v1/admin/service-accounts', { token: admin, body: { name: 'cache-sa', scopes: ['cmdb.read'] } }),
       '/oauth/token': await oauthPost(server, '/oauth/token', { grant_type: 'client_credentials', scope: 'cmdb.read' }, demoBasic(server)),
+      '/oauth/token (the provider, client_secret_post)': await oauthPost(server, '/oauth/token', {
+        grant_type: 'client_credentials', scope: 'cmdb.read', client_id: server.demoClient.client_id, client_secret: server.demoClient.client_secret,
+      }),
       '/oauth/introspect': await oauthPost(server, '/oauth/introspect', { token: tokens.access_token }, demoBasic(server)),
       '/oauth/userinfo': await api(server, 'GET', '/oauth/userinfo', { token: tokens.access_token }),
     };
     for (const [path, res] of Object.entries(answers)) {
       expect(res.status, path).toBeLessThan(300);
       expect(res.headers.get('cache-control'), path).toContain('no-store');
+      // RFC 6749 §5.1: both, on every answer that carries a token or a secret.
+      expect(res.headers.get('pragma'), path).toBe('no-cache');
       expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
       expect(res.headers.get('content-type'), path).toMatch(/^application\/json/);
     }
