@@ -37,6 +37,21 @@ const BEARER = /^Bearer[ ]+([^ ]+)$/i;
 const DPOP = /^DPoP[ ]+([^ ]+)$/i;
 
 /**
+ * The access token of an `Authorization` header and its scheme: `Bearer`, or `DPoP` for a
+ * DPoP-bound token (its proof comes in the `DPoP` header). Undefined for another scheme;
+ * an empty token when the value after the scheme is not one token.
+ */
+export function accessTokenOf(header: string): { scheme: 'Bearer' | 'DPoP'; token: string } | undefined {
+  const trimmed = header.trim();
+  const bearer = BEARER.exec(trimmed);
+  if (bearer) return { scheme: 'Bearer', token: bearer[1] };
+  const dpop = DPOP.exec(trimmed);
+  if (dpop) return { scheme: 'DPoP', token: dpop[1] };
+  if (/^(bearer|dpop) /i.test(trimmed)) return { scheme: /^dpop/i.test(trimmed) ? 'DPoP' : 'Bearer', token: '' };
+  return undefined;
+}
+
+/**
  * Access tokens in `Authorization`: `Bearer <token>` (RFC 6750), or `DPoP <token>` with a
  * `DPoP: <proof>` header (RFC 9449 §7.1) for a token bound to the proof's key. A bound
  * token is only good with its proof, so as a plain bearer it is refused; an unbound token
@@ -52,13 +67,10 @@ export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens' | 'dpop' | '
     extract(ctx) {
       const header = ctx.get('authorization');
       if (!header) return undefined;
-      const trimmed = header.trim();
-      const match = BEARER.exec(trimmed);
-      if (match) return match[1];
-      const dpop = DPOP.exec(trimmed);
-      if (!dpop) return '';
-      dpopScheme.add(ctx);
-      return dpop[1];
+      const presented = accessTokenOf(header);
+      if (!presented) return '';
+      if (presented.scheme === 'DPoP') dpopScheme.add(ctx);
+      return presented.token;
     },
     async resolve(token, ctx, identified) {
       if (dpopScheme.has(ctx)) return resolveDpop(token, ctx, identified);

@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import { AppError } from '../errors/app-error.ts';
-import { routePath } from './koa-rate-limit.ts';
+import { routePath } from './route-dispatch.ts';
 import type { Logger } from '../logger.ts';
 import { renderMessage } from '../../views/message.ts';
 import { isStoreUnavailable } from '../oidc/provider-edge.ts';

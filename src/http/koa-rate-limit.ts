@@ -3,6 +3,7 @@ import { AppError } from '../errors/app-error.ts';
 import type { Metrics } from '../metrics.ts';
 import type { CredentialResolver } from './credentials.ts';
 import type { Principal } from './principal.ts';
+import { routePath } from './route-dispatch.ts';
 import { ipBucket, limitsFor, principalBucket, type RateLimitOutcome, type RateLimitOverride, type RateLimitRequest, type RateLimiter, type RateLimits } from './rate-limiter.ts';
 
 export interface RateLimitDeps {
@@ -81,17 +82,6 @@ export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialR
 
 const last = <T>(items: T[]): T => items[items.length - 1];
 const sameLimits = (a: RateLimits, b: RateLimits): boolean => a.perHour === b.perHour && a.burst === b.burst && a.burstSeconds === b.burstSeconds;
-
-/**
- * A path as the routers behind these limits match it: oidc-provider's router and
- * @koa/router both ignore case and a trailing slash, so `/OAUTH/TOKEN/` is answered like
- * `/oauth/token` and must be counted like it.
- */
-export function routePath(path: string): string {
-  let end = path.length;
-  while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end -= 1;
-  return path.slice(0, end).toLowerCase();
-}
 
 /** The provider's back-channel endpoints, where clients authenticate and ask for tokens. */
 export const LIMITED_OAUTH_PATHS = new Set(['/oauth/token', '/oauth/introspect', '/oauth/revoke', '/oauth/par', '/oauth/device/auth']);

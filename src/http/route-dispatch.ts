@@ -8,6 +8,17 @@ function firstSegment(path: string): string {
   return (end === -1 ? path.slice(1) : path.slice(1, end)).toLowerCase();
 }
 
+/**
+ * A path as the routers match it: oidc-provider's router and
+ * @koa/router both ignore case and a trailing slash, so `/OAUTH/TOKEN/` is answered like
+ * `/oauth/token`, and whatever decides by path (rate limits, error pages) must see it so.
+ */
+export function routePath(path: string): string {
+  let end = path.length;
+  while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end -= 1;
+  return path.slice(0, end).toLowerCase();
+}
+
 const PREFIX_MIDDLEWARE = /^\/([\w.~-]+)\(\?:\\\/\|\$\)$/;
 
 /** The first segment every route of a router starts with, or undefined for a route that could match anywhere (a parameter or pattern up front). */

@@ -5,7 +5,7 @@ import { parseBody } from '../http/koa-body.ts';
 import { oauthRoutes } from './provider.ts';
 import { createFindAccount } from './find-account.ts';
 import type { AccessTokenClaims } from './access-tokens.ts';
-import { dpopChallenge, dpopRequestOf } from '../http/credentials.ts';
+import { accessTokenOf, dpopChallenge, dpopRequestOf } from '../http/credentials.ts';
 
 const claimsByScope: Record<string, string[]> = {
   openid: ['sub'],
@@ -23,11 +23,11 @@ export function userinfoRoutes(deps: Deps): Router {
   const findAccount = createFindAccount(deps);
 
   const handler: RouterMiddleware = async (ctx) => {
-    const auth = ctx.get('authorization');
     const bodyToken = (ctx.request.body as Record<string, unknown> | undefined)?.access_token;
     // RFC 9449 §7.1: a DPoP-bound token comes as `DPoP <token>` with a `DPoP` proof header.
-    const dpop = /^dpop /i.test(auth);
-    const token = /^bearer /i.test(auth) || dpop ? auth.slice(dpop ? 5 : 7).trim() : typeof bodyToken === 'string' ? bodyToken : '';
+    const presented = accessTokenOf(ctx.get('authorization'));
+    const dpop = presented?.scheme === 'DPoP';
+    const token = presented ? presented.token : typeof bodyToken === 'string' ? bodyToken : '';
     const refuse = (error: string, description: string) => {
       ctx.status = error === 'insufficient_scope' ? 403 : 401;
       ctx.set('WWW-Authenticate', dpop
@@ -35,7 +35,7 @@ export function userinfoRoutes(deps: Deps): Router {
         : `Bearer realm="${deps.config.publicUrl}", error="${error}", error_description="${description}"`);
       ctx.body = { error, error_description: description };
     };
-    if (!token) return refuse('invalid_token', 'no access token provided');
+    if (!token) return refuse('invalid_token', presented ? 'invalid token provided' : 'no access token provided');
     let claims: AccessTokenClaims;
     if (dpop) {
       const result = await deps.dpop.verifyBoundToken(dpopRequestOf(ctx, token, deps.config.publicUrl));
