@@ -2,7 +2,7 @@ import { createHash, createPublicKey, hash, type JsonWebKey, type KeyObject } fr
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
 import type { AccessTokenClaims, AccessTokenService } from '../oidc/access-tokens.ts';
-import { verifyCompactJws, type VerifiableAlg } from './jws-signature.ts';
+import { normalizedTyp, verifyCompactJws, type VerifiableAlg } from './jws-signature.ts';
 
 /**
  * The algorithms a DPoP proof may be signed with: the provider's `dPoPSigningAlgValues`
@@ -56,8 +56,6 @@ export type DpopTokenResult =
   | { ok: true; claims: AccessTokenClaims }
   | { ok: false; error: 'invalid_dpop_proof' | 'invalid_token'; reason: string };
 
-/** A media type as JOSE compares it: case-insensitive, "application/" implied (RFC 7515 §4.1.9). */
-const normalizedTyp = (typ: string): string => typ.toLowerCase().replace(/^application\//, '');
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const isBase64url = (value: unknown): value is string => typeof value === 'string' && BASE64URL.test(value);

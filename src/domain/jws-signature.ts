@@ -16,6 +16,9 @@ const ALGORITHMS = {
 
 export type VerifiableAlg = keyof typeof ALGORITHMS;
 
+/** A JWS `typ` as JOSE compares it: case-insensitive, "application/" implied (RFC 7515 §4.1.9). */
+export const normalizedTyp = (typ: string): string => typ.toLowerCase().replace(/^application\//, '');
+
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /**

@@ -6,7 +6,7 @@ import type { ClientRepository } from '../domain/clients.ts';
 import { oidcKey } from './adapter.ts';
 import type { KeyRing } from './key-ring.ts';
 import { SIGNING_ALGS } from '../domain/signing-algs.ts';
-import { verifyCompactJws, type VerifiableAlg } from '../domain/jws-signature.ts';
+import { normalizedTyp, verifyCompactJws, type VerifiableAlg } from '../domain/jws-signature.ts';
 
 export interface AccessTokenClaims extends JWTPayload {
   jti: string;
@@ -44,9 +44,6 @@ interface JwsHeader {
   typ?: string;
   crit?: unknown;
 }
-
-/** A media type as JOSE compares it: case-insensitive, "application/" implied (RFC 7515 §4.1.9). */
-const normalizedTyp = (typ: string): string => typ.toLowerCase().replace(/^application\//, '');
 
 export const looksLikeJwt = (value: string): boolean => value.length < 8192 && JWT_SHAPE.test(value);
 
