@@ -64,6 +64,10 @@ export interface NewApiKeyInput {
 /** Last-use time and address are written at most this often per key and address. */
 export const LAST_USE_RESOLUTION_MS = 60_000;
 const LOCAL_TOUCH_CACHE_MAX = 10_000;
+/** Most key records remembered for their owner's id; full, the memory starts over. */
+const SEEN_RECORDS_MAX = 10_000;
+
+const matchOf = (record: ApiKeyRecord, expiresAt: number): ApiKeyMatch => ({ keyId: record.id, ownerId: record.ownerId, scopes: record.scopes, expiresAt });
 
 const intersect = (a: readonly string[], b: readonly string[]): string[] => {
   const set = new Set(b);
@@ -87,12 +91,22 @@ export interface ApiKeyServiceDeps {
  * API keys: issue, list, revoke, rotate with a grace period, and authenticate. The hot
  * path (`authenticate`) refuses malformed, mistyped and other-environment keys offline,
  * then costs one MGET (record + grace mark) and one GET (the owner, who must still exist,
- * be enabled and hold the scopes), plus a throttled last-use write.
+ * be enabled and hold the scopes), plus a throttled last-use write. For a key this process
+ * has seen before, the two go to the store together: one round trip.
  */
 export function createApiKeyService(deps: ApiKeyServiceDeps) {
   const { store, clock, secrets, users, audit, logger, environment } = deps;
   const hashOf = (key: string) => secrets.keyedHash('api-key', key);
   const recentTouches = new Map<string, number>();
+  // Records by hash, as last read. A record never changes once written (rotation writes the
+  // successor's own; revocation deletes it), so one seen before names the key's owner in
+  // advance, and the owner is read in the same round trip as the record. It is never
+  // trusted alone: the record and its grace mark are read on every call and decide.
+  const seenRecords = new Map<string, ApiKeyRecord>();
+  const remember = (record: ApiKeyRecord) => {
+    if (seenRecords.size >= SEEN_RECORDS_MAX && !seenRecords.has(record.hash)) seenRecords.clear();
+    seenRecords.set(record.hash, record);
+  };
 
   const retentionMs = (record: ApiKeyRecord) => Math.max(1, record.expiresAt - clock.now()) + EXPIRED_KEY_RETENTION_MS;
 
@@ -320,29 +334,41 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
    * Checks a presented key; never throws for a bad key, says why in `reason` (for logs
    * only). `onMatched` hears the key once it matched, is not expired and the address is
    * allowed, just before its owner is read (the owner may still refuse it, and narrows its
-   * scopes): a caller can start its own store call then and share the round trip.
+   * scopes): a caller can start its own store call then and share the round trip. For a
+   * key seen before, it hears it from the remembered record, as the record is read: the
+   * record may then still refuse it (revoked, or its rotation's grace over).
    */
   async function authenticate(key: string, facts: RequestFacts = {}, onMatched?: (match: ApiKeyMatch) => void): Promise<ApiKeyAuthResult> {
     const parsed = parseApiKey(key);
     if (!parsed.ok) return { ok: false, reason: parsed.reason };
     if (parsed.environment !== environment) return { ok: false, reason: 'environment' };
     const hash = hashOf(key);
-    const [raw, graceRaw] = await store.getMany([recordKey(hash), graceKey(hash)]);
-    if (!raw) return { ok: false, reason: 'unknown' };
+    const ip = facts.ip ? canonicalIp(facts.ip) : '';
+    const recordRead = store.getMany([recordKey(hash), graceKey(hash)]);
+    // A key seen before that would still pass its own checks has its owner read (and the
+    // caller's count sent) alongside its record; any other takes the long way below.
+    const seen = seenRecords.get(hash);
+    const early = seen && clock.now() < seen.expiresAt && ipAllowed(seen.allowedIps, ip) ? seen : undefined;
+    if (early) onMatched?.(matchOf(early, early.expiresAt));
+    const [[raw, graceRaw], earlyOwner] = await Promise.all([recordRead, early && users.findById(early.ownerId)]);
+    if (!raw) {
+      seenRecords.delete(hash);
+      return { ok: false, reason: 'unknown' };
+    }
     const record = JSON.parse(raw) as ApiKeyRecord;
     // The lookup matched on the hash already; the stored hash is compared again in
     // constant time so that the decision never rests on a variable-time comparison.
     if (!secrets.matchesKeyedHash('api-key', key, record.hash)) return { ok: false, reason: 'unknown' };
     const { status, diesAt } = statusOf(record, graceRaw ? (JSON.parse(graceRaw) as GraceMark) : null);
     if (status === 'expired') return { ok: false, reason: 'expired' };
-    const ip = facts.ip ? canonicalIp(facts.ip) : '';
     if (!ipAllowed(record.allowedIps, ip)) {
       await audit.record({ type: 'apikey.ip_denied', outcome: 'failure', actor: record.ownerId, subject: record.id, ...facts, ip });
       return { ok: false, reason: 'ip' };
     }
-    onMatched?.({ keyId: record.id, ownerId: record.ownerId, scopes: record.scopes, expiresAt: diesAt });
-    const owner = await users.findById(record.ownerId);
+    if (!early) onMatched?.(matchOf(record, diesAt));
+    const owner = early?.ownerId === record.ownerId ? earlyOwner : await users.findById(record.ownerId);
     if (!owner || owner.disabled) return { ok: false, reason: 'owner' };
+    remember(record);
     if (ip) await touch(record, ip, facts);
     return { ok: true, keyId: record.id, ownerId: owner.id, scopes: intersect(record.scopes, owner.scopes), expiresAt: diesAt };
   }

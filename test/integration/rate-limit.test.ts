@@ -233,6 +233,36 @@ describe('the count rides with the store\'s last check of the credential', () =>
     expect(batch!.some(isCount), 'the count in the same write').toBe(true);
   });
 
+  it('an API key seen before: its record, its owner and the count go to Redis in one write', async () => {
+    const key = await newKey(['cmdb.read']);
+    const isRecordRead = (args: string[]) => args[0] === 'mget' && args.some((a) => /apikey:\{/.test(a));
+    const isOwnerRead = (args: string[]) => args[0] === 'get' && args[1]?.endsWith(`user:${user.id}`) === true;
+    proxy.takeBatches();
+    expect((await verify(server, { 'x-api-key': key })).status).toBe(200);
+    // The first time, the owner is known only once the record is back: two writes.
+    const first = proxy.takeBatches();
+    expect(batchWith(first, isRecordRead)!.some(isOwnerRead), 'first use: the owner read waits for the record').toBe(false);
+
+    expect((await verify(server, { 'x-api-key': key })).status).toBe(200);
+    const batch = batchWith(proxy.takeBatches(), isRecordRead);
+    expect(batch, 'the record read').toBeDefined();
+    expect(batch!.some(isOwnerRead), 'the owner read in the same write').toBe(true);
+    expect(batch!.some(isCount), 'the count in the same write').toBe(true);
+  });
+
+  it('a seen API key, once revoked, is charged to the IP: the count sent with its record read is taken back', async () => {
+    const { key, view } = await server.deps.apiKeys.create({ ownerId: user.id, grantableScopes: user.scopes, name: `k-${randomAlphanumeric(6)}`, scopes: ['cmdb.read'], allowedIps: [] });
+    expect(limitHeaders(await verify(server, { 'x-api-key': key })).remaining).toBe(19);
+    const anonymous = limitHeaders(await verify(server)).remaining;
+    await server.deps.apiKeys.revoke(user.id, view.id);
+
+    const refused = await verify(server, { 'x-api-key': key });
+    expect(refused.status).toBe(401);
+    expect(limitHeaders(refused).remaining, 'the IP paid').toBe(anonymous - 1);
+    const keyBucket = await server.deps.rateLimiter.peek(`key:${view.id}`, { perHour: 20, burst: 1000, burstSeconds: 60 });
+    expect(keyBucket.state.remaining, 'the key paid only its one good request').toBe(19);
+  });
+
   it('a revoked token is charged to the IP: its principal gets back the count it did not owe', async () => {
     const [token, sibling] = [await clientToken(server), await clientToken(server)];
     const first = await verify(server, { authorization: `Bearer ${token}` });

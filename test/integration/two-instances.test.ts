@@ -64,4 +64,30 @@ describe('two server instances on one Redis behave as one server', () => {
     // Reuse revoked the family, including this access token, on every instance.
     expect(((await introspection.json()) as { active: boolean }).active).toBe(false);
   });
+
+  it('an API key one instance has seen is refused there as soon as the other revokes it or disables its owner', async () => {
+    const user = await a.deps.users.create({ email: `two-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Some-Password-123!', name: 'two', scopes: ['cmdb.read', 'reports.read'] });
+    const newKey = async () => a.deps.apiKeys.create({ ownerId: user.id, grantableScopes: user.scopes, name: `k-${randomAlphanumeric(6)}`, scopes: ['cmdb.read', 'reports.read'], allowedIps: [] });
+    const verifyAtA = async (key: string, scope = 'cmdb.read') =>
+      (await fetch(`${a.url}/v1/auth/verify?scope=${scope}`, { headers: { 'x-api-key': key } })).status;
+    // Seen twice at A: the second answer comes from A's remembered record and a fresh read.
+    const { key, view } = await newKey();
+    expect([await verifyAtA(key), await verifyAtA(key)]).toEqual([200, 200]);
+
+    // The owner loses a scope at B: A's next answer narrows.
+    await b.deps.users.update(user.id, (u) => ({ ...u, scopes: ['cmdb.read'] }));
+    expect(await verifyAtA(key, 'reports.read')).toBe(403);
+    expect(await verifyAtA(key)).toBe(200);
+
+    // The owner is disabled at B, then enabled again.
+    await b.deps.users.update(user.id, (u) => ({ ...u, disabled: true }));
+    expect(await verifyAtA(key)).toBe(401);
+    await b.deps.users.update(user.id, (u) => ({ ...u, disabled: false }));
+    expect(await verifyAtA(key)).toBe(200);
+
+    // The key is revoked at B.
+    await b.deps.apiKeys.revoke(user.id, view.id);
+    expect(await verifyAtA(key)).toBe(401);
+    expect(await verifyAtA(key)).toBe(401);
+  });
 });
