@@ -4,7 +4,7 @@ import { introspectionScenario } from './introspection.ts';
 import { firstPartyRefreshScenario, refreshRotationScenario } from './refresh-rotation.ts';
 import { verifyApiKeyScenario, verifyJwtScenario } from './verify.ts';
 import { loginScenario } from './login.ts';
-import { serviceAccountScenario } from './service-account.ts';
+import { serviceAccountRs256Scenario, serviceAccountScenario } from './service-account.ts';
 import { scaleOutScenario } from './scale-out.ts';
 import { tlsScenarios } from './tls-new-connection.ts';
 
@@ -21,6 +21,7 @@ export const scenarios: Scenario[] = [
   verifyApiKeyScenario,
   verifyJwtScenario,
   serviceAccountScenario,
+  serviceAccountRs256Scenario,
   loginScenario,
   scaleOutScenario,
   ...tlsScenarios,

@@ -16,13 +16,16 @@ interface KeyFile {
   token_uri: string;
 }
 
-/** A service account with a server-made ES256 key pair (POST /v1/admin/service-accounts as the admin). */
-async function createServiceAccount(url: string, ctx: BenchContext): Promise<KeyFile> {
+/** Assertion algorithms measured: ES256, and RS256, the one the guide's Python client signs with. */
+type AssertionAlg = 'ES256' | 'RS256';
+
+/** A service account with a server-made key pair for `alg` (POST /v1/admin/service-accounts as the admin). */
+async function createServiceAccount(url: string, ctx: BenchContext, alg: AssertionAlg): Promise<KeyFile> {
   const { token } = await firstPartyLogin(url, ctx.fixtures.admin);
   const res = await fetch(`${url}/v1/admin/service-accounts`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: `bench ${randomBytes(4).toString('hex')}`, scopes: ['cmdb.read'], alg: 'ES256' }),
+    body: JSON.stringify({ name: `bench ${randomBytes(4).toString('hex')}`, scopes: ['cmdb.read'], alg }),
   });
   const body = (await res.json()) as { keyFile?: KeyFile };
   if (res.status !== 201 || !body.keyFile) throw new Error(`service account creation at ${url}: ${res.status} ${JSON.stringify(body)}`);
@@ -32,12 +35,13 @@ async function createServiceAccount(url: string, ctx: BenchContext): Promise<Key
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 /** One RFC 7523 assertion: iss = sub = the account, aud = its token URI, a unique jti, 5 minutes to live. */
-function assertion(file: KeyFile, key: KeyObject): string {
+function assertion(file: KeyFile, key: KeyObject, alg: AssertionAlg): string {
   const iat = Math.floor(Date.now() / 1000);
-  const input = `${b64({ alg: 'ES256', typ: 'JWT', kid: file.key_id })}.${b64({
+  const input = `${b64({ alg, typ: 'JWT', kid: file.key_id })}.${b64({
     iss: file.account_id, sub: file.account_id, aud: file.token_uri, iat, exp: iat + 300, jti: randomBytes(16).toString('base64url'),
   })}`;
-  return `${input}.${sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  const signature = alg === 'ES256' ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }) : sign('sha256', Buffer.from(input), key);
+  return `${input}.${signature.toString('base64url')}`;
 }
 
 /**
@@ -45,25 +49,25 @@ function assertion(file: KeyFile, key: KeyObject): string {
  * jti is single use), signed before the timed window: enough for the run at 1.5 × the
  * rate last seen, and signed on the spot (in the load generator) only if they run out.
  */
-function serviceAccountPlan(): Plan {
+function serviceAccountPlan(alg: AssertionAlg): Plan {
   const key = targets.server('ES256');
   let file: KeyFile | undefined;
   let lastRate = 3000;
   return {
-    id: 'ours-jwt-bearer',
-    label: 'nopesight-auth, POST /v1/auth/service-account/token (ES256 assertion, new jti each)',
+    id: alg === 'ES256' ? 'ours-jwt-bearer' : `ours-jwt-bearer-${alg.toLowerCase()}`,
+    label: `nopesight-auth, POST /v1/auth/service-account/token (${alg} assertion, new jti each)`,
     processes: [key],
     async prepare(ctx) {
       const target = await ctx.pool.get(key);
-      file ??= await createServiceAccount(target.url, ctx);
+      file ??= await createServiceAccount(target.url, ctx, alg);
       const privateKey = createPrivateKey(file.private_key);
       const plannedS = Math.max(ctx.options.durationS, ctx.options.warmupS);
-      const pool = Array.from({ length: Math.ceil(Math.max(lastRate, 200) * plannedS * 1.5) }, () => assertion(file!, privateKey));
+      const pool = Array.from({ length: Math.ceil(Math.max(lastRate, 200) * plannedS * 1.5) }, () => assertion(file!, privateKey, alg));
       const body = (a: string) => `grant_type=${encodeURIComponent(JWT_BEARER)}&assertion=${a}&scope=cmdb.read`;
       const check = await fetch(target.url + PATH, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: body(pool.pop()!) });
       if (check.status !== 200) throw new Error(`jwt-bearer grant at ${target.url}: ${check.status} ${await check.text()}`);
       let signedLate = 0;
-      const next = () => pool.pop() ?? (signedLate++, assertion(file!, privateKey));
+      const next = () => pool.pop() ?? (signedLate++, assertion(file!, privateKey, alg));
       const headers = { 'content-type': 'application/x-www-form-urlencoded' };
       const setupClient = (client: autocannon.Client) => {
         client.setRequests([{ method: 'POST', path: PATH, headers, setupRequest: (request) => ({ ...request, body: body(next()) }) }]);
@@ -78,12 +82,26 @@ function serviceAccountPlan(): Plan {
   };
 }
 
+const requires = [{ method: 'POST', path: PATH }, { method: 'POST', path: '/v1/admin/service-accounts' }];
+const bareClientCredentials = () => clientCredentialsPlan('bare-cc-ES256', 'bare oidc-provider client_credentials, ES256', targets.bare('ES256'));
+
 export const serviceAccountScenario: Scenario = {
   id: 'jwt-bearer',
   title: 'jwt-bearer grant (service account)',
-  subject: serviceAccountPlan(),
-  baseline: clientCredentialsPlan('bare-cc-ES256', 'bare oidc-provider client_credentials, ES256', targets.bare('ES256')),
+  subject: serviceAccountPlan('ES256'),
+  baseline: bareClientCredentials(),
   target: 0.7,
   ratioOf: 'rps',
-  requires: [{ method: 'POST', path: PATH }, { method: 'POST', path: '/v1/admin/service-accounts' }],
+  requires,
+};
+
+/** The same grant with RS256 assertions, as the guide's Python client signs them (an RSA verification costs far less than an ECDSA one). */
+export const serviceAccountRs256Scenario: Scenario = {
+  id: 'jwt-bearer-rs256',
+  title: 'jwt-bearer grant (service account), RS256 assertion',
+  subject: serviceAccountPlan('RS256'),
+  baseline: bareClientCredentials(),
+  target: 0.7,
+  ratioOf: 'rps',
+  requires,
 };
