@@ -114,8 +114,7 @@ export function createClientAdmin(deps: ClientAdminDeps) {
     await checkScope(metadata.scope as string, actor);
     const secret = needsSecret(input.token_endpoint_auth_method) ? generateClientSecret() : undefined;
     await validate(metadata, !!secret);
-    if (await clients.find(clientId)) throw new AppError('CONFLICT', { message: 'A client with this id already exists' });
-    await clients.save(metadata, secret);
+    if (!(await clients.add(metadata, secret))) throw new AppError('CONFLICT', { message: 'A client with this id already exists' });
     await auditAdminChange(audit, actor, 'admin.client.created', clientId, {
       grant_types: metadata.grant_types,
       scope: metadata.scope as string,
@@ -130,33 +129,42 @@ export function createClientAdmin(deps: ClientAdminDeps) {
    */
   async function update(id: string, change: UpdateClientInput, actor: AdminActor): Promise<{ client: ClientView; clientSecret?: string }> {
     mustBeEditable(id);
-    const before = await mustFind(id);
+    await mustFind(id);
     if (change.scope !== undefined) await checkScope(change.scope, actor);
-    const grantsChanged = change.grant_types !== undefined && change.response_types === undefined;
-    const merged: ClientMetadata = { ...before, ...change, client_id: id };
-    if (grantsChanged) delete merged.response_types;
-    const metadata = normalise(merged);
-    const method = String(metadata.token_endpoint_auth_method ?? 'client_secret_basic');
-    const newSecret = needsSecret(method) && !before.client_secret ? generateClientSecret() : undefined;
-    if (!needsSecret(method)) delete metadata.client_secret;
-    await validate({ ...metadata, client_secret: undefined }, needsSecret(method));
-    await clients.save(metadata, newSecret);
-    const fields = Object.keys(change).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(metadata[k]));
+    // As this change found the client, and the secret it issued (on its last try, when another change raced it).
+    let before!: ClientMetadata;
+    let newSecret: string | undefined;
+    const stored = await clients.update(id, async (current) => {
+      before = current;
+      const grantsChanged = change.grant_types !== undefined && change.response_types === undefined;
+      const merged: ClientMetadata = { ...current, ...change, client_id: id };
+      if (grantsChanged) delete merged.response_types;
+      const metadata = normalise(merged);
+      const method = String(metadata.token_endpoint_auth_method ?? 'client_secret_basic');
+      newSecret = needsSecret(method) && !current.client_secret ? generateClientSecret() : undefined;
+      if (!needsSecret(method)) delete metadata.client_secret;
+      await validate({ ...metadata, client_secret: undefined }, needsSecret(method));
+      return { metadata, clearSecret: newSecret };
+    });
+    if (!stored) throw new AppError('NOT_FOUND', { message: 'Client not found' });
+    const fields = Object.keys(change).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(stored[k]));
     await auditAdminChange(audit, actor, 'admin.client.updated', id, { fields, ...(newSecret ? { secretIssued: true } : {}) });
-    return { client: toClientView(metadata), clientSecret: newSecret };
+    return { client: toClientView(stored), clientSecret: newSecret };
   }
 
   /** A new secret, returned once; the old one stops working at once. */
   async function rotateSecret(id: string, actor: AdminActor): Promise<{ client: ClientView; clientSecret: string }> {
     mustBeEditable(id);
-    const client = await mustFind(id);
-    if (!needsSecret(String(client.token_endpoint_auth_method ?? 'client_secret_basic'))) {
-      throw new AppError('CONFLICT', { message: 'This client does not authenticate with a secret' });
-    }
     const secret = generateClientSecret();
-    await clients.save(client, secret);
+    const stored = await clients.update(id, async (current) => {
+      if (!needsSecret(String(current.token_endpoint_auth_method ?? 'client_secret_basic'))) {
+        throw new AppError('CONFLICT', { message: 'This client does not authenticate with a secret' });
+      }
+      return { metadata: current, clearSecret: secret };
+    });
+    if (!stored) throw new AppError('NOT_FOUND', { message: 'Client not found' });
     await auditAdminChange(audit, actor, 'admin.client.secret_rotated', id);
-    return { client: toClientView(client), clientSecret: secret };
+    return { client: toClientView(stored), clientSecret: secret };
   }
 
   async function remove(id: string, actor: AdminActor): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.ts';
+import { updateRecord } from '../store/update-record.ts';
 import { randomAlphanumeric } from './ids.ts';
 import type { ServerSecrets } from './secrets.ts';
 
@@ -81,15 +82,43 @@ export function createClientRepository(deps: { store: Store; secrets: ServerSecr
     await store.publish(CLIENTS_CHANGED, id);
   }
 
-  /** Stores a client; a clear-text client_secret is replaced by its keyed hash first. */
-  async function save(metadata: ClientMetadata, clearSecret?: string): Promise<void> {
+  /** The record as stored: a clear-text client_secret is replaced by its keyed hash. */
+  function storedForm(metadata: ClientMetadata, clearSecret?: string): ClientMetadata {
     const stored: ClientMetadata = { ...metadata };
     delete stored.client_secret;
     if (clearSecret) stored.client_secret = secrets.keyedHash(CLIENT_SECRET_PURPOSE, clearSecret);
     else if (metadata.client_secret) stored.client_secret = metadata.client_secret;
-    await store.set(clientKey(metadata.client_id), JSON.stringify(stored));
+    return stored;
+  }
+
+  /** Stores a client as given, whatever was there (start-up registrations). */
+  async function save(metadata: ClientMetadata, clearSecret?: string): Promise<void> {
+    await store.set(clientKey(metadata.client_id), JSON.stringify(storedForm(metadata, clearSecret)));
     await announce(metadata.client_id);
     await store.setAdd(ALL_CLIENTS, [metadata.client_id]);
+  }
+
+  /** Registers a new client; false, and nothing written, when its id is taken. */
+  async function add(metadata: ClientMetadata, clearSecret?: string): Promise<boolean> {
+    if (!(await store.set(clientKey(metadata.client_id), JSON.stringify(storedForm(metadata, clearSecret)), { onlyIfAbsent: true }))) return false;
+    await announce(metadata.client_id);
+    await store.setAdd(ALL_CLIENTS, [metadata.client_id]);
+    return true;
+  }
+
+  /**
+   * Changes a client without losing a change made meanwhile (a secret rotated while its
+   * metadata was edited): `change` runs on the stored record, again if it changed under it
+   * (update-record.ts), and returns the new metadata and, to set a new secret, its clear
+   * text. The stored record, or null when the client does not exist.
+   */
+  async function update(id: string, change: (current: ClientMetadata) => Promise<{ metadata: ClientMetadata; clearSecret?: string }>): Promise<ClientMetadata | null> {
+    const stored = await updateRecord<ClientMetadata>(store, clientKey(id), async (current) => {
+      const { metadata, clearSecret } = await change(current);
+      return storedForm({ ...metadata, client_id: id }, clearSecret);
+    });
+    if (stored) await announce(id);
+    return stored;
   }
 
   async function remove(id: string): Promise<boolean> {
@@ -105,7 +134,7 @@ export function createClientRepository(deps: { store: Store; secrets: ServerSecr
   const secretMatches = (actual: string, storedHash: string | undefined): boolean =>
     !!storedHash && secrets.matchesKeyedHash(CLIENT_SECRET_PURPOSE, actual, storedHash);
 
-  return { find, exists, save, remove, listIds, secretMatches };
+  return { find, exists, save, add, update, remove, listIds, secretMatches };
 }
 
 export type ClientRepository = ReturnType<typeof createClientRepository>;

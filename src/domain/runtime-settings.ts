@@ -3,6 +3,7 @@ import type { Clock } from '../clock.ts';
 import { rateLimitOverrideSchema, type Config } from '../config/schema.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
+import { upsertRecord } from '../store/update-record.ts';
 
 const SETTINGS_KEY = 'settings:runtime';
 const DAY = 24 * 3600;
@@ -230,25 +231,23 @@ export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger
 
   /**
    * Applies a change and stores it. Validation covers the merged result, so a change that
-   * would make the whole policy inconsistent is refused. Concurrent changes: last writer wins.
+   * would make the whole policy inconsistent is refused. Concurrent changes are both kept:
+   * each is merged into what the other stored (update-record.ts).
    */
   async function update(patch: RuntimePolicyPatch, actor: string): Promise<{ before: SettingsSnapshot; after: SettingsSnapshot }> {
-    const before = fromStored(await readStored());
-    const overrides = mergePatch(before.overrides, patch);
-    const merged = applyOverrides(defaults, overrides);
-    const parsed = runtimePolicySchema.safeParse(merged);
-    if (!parsed.success) {
-      throw new InvalidPolicyError(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
-    }
-    const problems = checkConsistency(parsed.data);
-    if (problems.length) throw new InvalidPolicyError(problems);
-    const stored: StoredOverrides = {
-      version: before.version + 1,
-      overrides,
-      updatedAt: new Date(clock.now()).toISOString(),
-      updatedBy: actor,
-    };
-    await store.set(SETTINGS_KEY, JSON.stringify(stored));
+    let before!: SettingsSnapshot;
+    const stored = await upsertRecord<StoredOverrides>(store, SETTINGS_KEY, (current) => {
+      before = fromStored(current);
+      const overrides = mergePatch(before.overrides, patch);
+      const merged = applyOverrides(defaults, overrides);
+      const parsed = runtimePolicySchema.safeParse(merged);
+      if (!parsed.success) {
+        throw new InvalidPolicyError(parsed.error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })));
+      }
+      const problems = checkConsistency(parsed.data);
+      if (problems.length) throw new InvalidPolicyError(problems);
+      return { version: before.version + 1, overrides, updatedAt: new Date(clock.now()).toISOString(), updatedBy: actor };
+    });
     snapshot = fromStored(stored);
     loadedAt = clock.now();
     return { before, after: snapshot };

@@ -151,58 +151,82 @@ export function createServiceAccountAdmin(deps: {
     return { account: toServiceAccountView(account), keyFile: keyFileFor(id, parsed.kid, privateKeyPem) };
   }
 
+  /** Changes the account `id` by `change`, run on its latest record; NOT_FOUND when it does not exist (or was deleted meanwhile). */
+  async function changeAccount(id: string, change: (account: ServiceAccount) => ServiceAccount | Promise<ServiceAccount>): Promise<ServiceAccount> {
+    const next = await accounts.update(id, change);
+    if (!next) throw new AppError('NOT_FOUND', { message: 'Service account not found' });
+    return next;
+  }
+
   /** Name, scopes, disabled. Disabling or taking a scope away revokes the tokens already issued. */
   async function update(id: string, change: { name?: string; scopes?: string[]; disabled?: boolean }, actor: AdminActor): Promise<ServiceAccountView> {
-    const account = await mustFind(id);
-    const scopes = change.scopes ? knownScopes(change.scopes) : account.scopes;
-    if (change.scopes) await mustHold(actor, scopes);
-    const disabled = change.disabled ?? account.disabled;
-    // Re-enabling hands the account's power back to its key holders.
-    if (account.disabled && !disabled) await mustHold(actor, scopes);
-    const next: ServiceAccount = { ...account, name: change.name ?? account.name, scopes, disabled, updatedAt: nowIso() };
-    await accounts.save(next);
-    const cut = account.scopes.filter((s) => !scopes.includes(s));
-    const revoked = (disabled && !account.disabled) || cut.length > 0;
+    const requested = change.scopes ? knownScopes(change.scopes) : undefined;
+    // The account as this change found it (on its last try, when another change raced it).
+    let before!: ServiceAccount;
+    const next = await changeAccount(id, async (account) => {
+      before = account;
+      const scopes = requested ?? account.scopes;
+      if (requested) await mustHold(actor, scopes);
+      const disabled = change.disabled ?? account.disabled;
+      // Re-enabling hands the account's power back to its key holders.
+      if (account.disabled && !disabled) await mustHold(actor, scopes);
+      return { ...account, name: change.name ?? account.name, scopes, disabled, updatedAt: nowIso() };
+    });
+    const cut = before.scopes.filter((s) => !next.scopes.includes(s));
+    const revoked = (next.disabled && !before.disabled) || cut.length > 0;
     if (revoked) await accounts.revokeTokens(id);
     await auditAdminChange(audit, actor, 'admin.serviceaccount.updated', id, {
       changed: Object.keys(change).filter((k) => change[k as keyof typeof change] !== undefined),
-      scopes, disabled, tokensRevoked: revoked,
+      scopes: next.scopes, disabled: next.disabled, tokensRevoked: revoked,
     });
     return toServiceAccountView(next);
   }
 
   /** Adds a key beside the others: rotate by adding the new key, moving clients over, then retiring the old one. */
   async function addKey(id: string, input: KeyInput, actor: AdminActor): Promise<{ key: ReturnType<typeof toKeyView>; keyFile?: ServiceAccountKeyFile }> {
-    const account = await mustFind(id);
     // A new key is the power to act as the account: only for someone holding all of it.
-    await mustHold(actor, account.scopes);
-    if (account.keys.filter((k) => k.status === 'active').length >= MAX_ACTIVE_KEYS) {
-      throw new AppError('CONFLICT', { message: `A service account may have at most ${MAX_ACTIVE_KEYS} active keys; retire one first` });
-    }
+    const mayAdd = async (account: ServiceAccount, parsed?: ParsedPublicKey) => {
+      await mustHold(actor, account.scopes);
+      if (account.keys.filter((k) => k.status === 'active').length >= MAX_ACTIVE_KEYS) {
+        throw new AppError('CONFLICT', { message: `A service account may have at most ${MAX_ACTIVE_KEYS} active keys; retire one first` });
+      }
+      if (!parsed) return;
+      if (account.keys.some((k) => k.thumbprint === parsed.thumbprint)) throw new AppError('CONFLICT', { message: 'This key is already registered to the service account' });
+      if (account.keys.some((k) => k.kid === parsed.kid)) throw new AppError('CONFLICT', { message: 'The service account already has a key with this kid' });
+    };
+    // Checked before the key is made (a new RSA pair takes a while), and again on the record it joins.
+    await mayAdd(await mustFind(id));
     const { parsed, privateKeyPem } = await readOrMakeKey(input);
-    if (account.keys.some((k) => k.thumbprint === parsed.thumbprint)) throw new AppError('CONFLICT', { message: 'This key is already registered to the service account' });
-    if (account.keys.some((k) => k.kid === parsed.kid)) throw new AppError('CONFLICT', { message: 'The service account already has a key with this kid' });
+    await mayAdd(await mustFind(id), parsed);
     await claim(id, parsed);
     const key = newKey(parsed);
-    await accounts.save({ ...account, keys: [...account.keys, key], updatedAt: nowIso() });
+    await changeAccount(id, async (account) => {
+      await mayAdd(account, parsed);
+      return { ...account, keys: [...account.keys, key], updatedAt: nowIso() };
+    });
     await auditAdminChange(audit, actor, 'admin.serviceaccount.key_added', id, { kid: key.kid, alg: key.alg, keyGenerated: !!privateKeyPem });
     return { key: toKeyView(key), keyFile: keyFileFor(id, key.kid, privateKeyPem) };
   }
 
   /** Retires a key: assertions it signs are refused from now on; tokens it already obtained run out on their own. */
   async function retireKey(id: string, kid: string, actor: AdminActor): Promise<ServiceAccountView> {
-    const account = await mustFind(id);
-    const key = account.keys.find((k) => k.kid === kid);
-    if (!key) throw new AppError('NOT_FOUND', { message: 'Key not found' });
-    if (key.status === 'retired') return toServiceAccountView(account);
-    const now = nowIso();
-    let keys = account.keys.map((k) => (k.kid === kid ? { ...k, status: 'retired' as const, retiredAt: now } : k));
-    // Only the most recent retired keys are kept on record.
-    const retired = keys.filter((k) => k.status === 'retired');
-    const dropped = retired.slice(0, Math.max(0, retired.length - MAX_RETIRED_KEYS));
-    keys = keys.filter((k) => !dropped.includes(k));
-    const next: ServiceAccount = { ...account, keys, updatedAt: now };
-    await accounts.save(next);
+    let dropped: ServiceAccountKey[] = [];
+    let retiredNow = false;
+    const next = await changeAccount(id, (account) => {
+      const key = account.keys.find((k) => k.kid === kid);
+      if (!key) throw new AppError('NOT_FOUND', { message: 'Key not found' });
+      retiredNow = key.status !== 'retired';
+      dropped = [];
+      if (!retiredNow) return account;
+      const now = nowIso();
+      let keys = account.keys.map((k) => (k.kid === kid ? { ...k, status: 'retired' as const, retiredAt: now } : k));
+      // Only the most recent retired keys are kept on record.
+      const retired = keys.filter((k) => k.status === 'retired');
+      dropped = retired.slice(0, Math.max(0, retired.length - MAX_RETIRED_KEYS));
+      keys = keys.filter((k) => !dropped.includes(k));
+      return { ...account, keys, updatedAt: now };
+    });
+    if (!retiredNow) return toServiceAccountView(next);
     await accounts.releaseKeys(dropped.map((k) => k.thumbprint));
     await auditAdminChange(audit, actor, 'admin.serviceaccount.key_retired', id, { kid });
     return toServiceAccountView(next);

@@ -1,5 +1,6 @@
 import type { JWK } from 'jose';
 import type { Store } from '../store/store.ts';
+import { updateRecord } from '../store/update-record.ts';
 import type { ServiceAccountAlg } from './service-account-keys.ts';
 
 export interface ServiceAccountKey {
@@ -63,6 +64,12 @@ export function createServiceAccountRepository(deps: {
     await store.setAdd(ALL_ACCOUNTS, [account.id]);
   }
 
+  /** Changes an account without losing a change made meanwhile (update-record.ts); null when it does not exist. */
+  async function update(id: string, change: (account: ServiceAccount) => ServiceAccount | Promise<ServiceAccount>): Promise<ServiceAccount | null> {
+    if (!isServiceAccountId(id)) return null;
+    return updateRecord<ServiceAccount>(store, accountKey(id), change);
+  }
+
   /** Claims key material for an account (SET NX); false when another account holds it. */
   async function claimKey(accountId: string, thumbprint: string): Promise<boolean> {
     if (await store.set(thumbprintKey(thumbprint), accountId, { onlyIfAbsent: true })) return true;
@@ -79,7 +86,7 @@ export function createServiceAccountRepository(deps: {
     await deps.revokeTokens(account.id);
   }
 
-  return { get, list, save, claimKey, releaseKeys, remove, revokeTokens: deps.revokeTokens };
+  return { get, list, save, update, claimKey, releaseKeys, remove, revokeTokens: deps.revokeTokens };
 }
 
 export type ServiceAccountRepository = ReturnType<typeof createServiceAccountRepository>;

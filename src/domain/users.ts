@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
+import { updateRecord } from '../store/update-record.ts';
 import { newId } from './ids.ts';
 import type { PasswordHasher } from './passwords.ts';
 
@@ -76,12 +77,13 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     return user;
   }
 
+  /**
+   * Changes a user; a change made meanwhile by another request (an admin's disable, a spent
+   * recovery code) is never lost: `change` runs again on the fresh record (update-record.ts).
+   * Null for a user that does not exist, or was deleted meanwhile.
+   */
   async function update(id: string, change: (user: User) => User | Promise<User>): Promise<User | null> {
-    const user = await findById(id);
-    if (!user) return null;
-    const next = { ...(await change(user)), id: user.id, email: user.email, updatedAt: nowIso() };
-    await save(next);
-    return next;
+    return updateRecord<User>(store, userKey(id), async (user) => ({ ...(await change(user)), id: user.id, email: user.email, updatedAt: nowIso() }));
   }
 
   async function remove(id: string): Promise<boolean> {
@@ -109,7 +111,7 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     return (await passwords.verify(user.passwordHash, password)) ? user : null;
   }
 
-  return { findById, findMany, findByEmail, create, update, remove, listIds, verifyPassword, save };
+  return { findById, findMany, findByEmail, create, update, remove, listIds, verifyPassword };
 }
 
 export type UserRepository = ReturnType<typeof createUserRepository>;

@@ -49,6 +49,12 @@ export function createMemoryStore(clock: Clock): Store {
       data.set(key, { value, expiresAt: options.ttlMs !== undefined ? clock.now() + options.ttlMs : undefined });
       return true;
     },
+    async compareAndSet(key, expected, value) {
+      const entry = live(key);
+      if (entry?.value !== expected) return false;
+      entry.value = value;
+      return true;
+    },
     async take(key) {
       const v = str(key);
       data.delete(key);

@@ -38,6 +38,12 @@ for i, key in ipairs(KEYS) do
 end
 return out`;
 
+// SET only while the key still holds ARGV[1]; KEEPTTL leaves its expiry as it was.
+const COMPARE_AND_SET = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1`;
+
 export interface RedisStoreOptions {
   url: string;
   prefix: string;
@@ -125,6 +131,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   client.defineCommand('nsaIncrement', { numberOfKeys: 1, lua: INCREMENT });
   client.defineCommand('nsaSetAddTtl', { numberOfKeys: 1, lua: SET_ADD_WITH_TTL });
   client.defineCommand('nsaCountWindows', { lua: COUNT_WINDOWS });
+  client.defineCommand('nsaCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
 
   // Pub/sub needs a connection of its own (a subscribed connection runs no other command),
   // made on the first subscribe. ioredis subscribes again by itself after a reconnect.
@@ -180,6 +187,8 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
       const res = await (client.set as (...a: unknown[]) => Promise<string | null>)(key, value, ...args);
       return res === 'OK';
     }),
+    compareAndSet: (key, expected, value) => guard(async () =>
+      (await (client as unknown as { nsaCompareAndSet(k: string, e: string, v: string): Promise<number> }).nsaCompareAndSet(key, expected, value)) === 1),
     take: (key) => guard(() => client.getdel(key)),
     del: (keys) => guard(async () => {
       if (!keys.length) return;

@@ -34,6 +34,12 @@ export interface Store {
   getMany(keys: string[]): Promise<(string | null)[]>;
   /** Returns false only when onlyIfAbsent was asked and the key existed. */
   set(key: string, value: string, options?: SetOptions): Promise<boolean>;
+  /**
+   * Writes `value` only if the key holds exactly `expected` now, keeping its expiry; false
+   * otherwise (changed, or gone). One atomic step: what every read-modify-write of a record
+   * builds on (update-record.ts), so that two writers never lose each other's change.
+   */
+  compareAndSet(key: string, expected: string, value: string): Promise<boolean>;
   /** Reads and deletes atomically: at most one caller ever sees the value. */
   take(key: string): Promise<string | null>;
   del(keys: string[]): Promise<void>;

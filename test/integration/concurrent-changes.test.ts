@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../support/test-server.ts';
+import { randomAlphanumeric } from '../../src/domain/ids.ts';
+import { cliActor } from '../../src/domain/admin-actor.ts';
+import { apiScopesOf } from '../../src/domain/scopes.ts';
+import { createServiceAccountAdmin } from '../../src/domain/service-account-admin.ts';
+import { createServiceAccountRepository } from '../../src/domain/service-accounts.ts';
+import { createClientRepository } from '../../src/domain/clients.ts';
+import { createClientAdmin } from '../../src/domain/client-admin.ts';
+import { createClientMetadataValidator } from '../../src/oidc/client-validator.ts';
+import type { Store } from '../../src/store/store.ts';
+
+/**
+ * A store whose next read of a key matching `pattern` hands its value back only once the
+ * test lets it: the reader then holds a record someone else changes meanwhile, the
+ * read-modify-write race every record update must survive.
+ */
+function storeHoldingOneRead(store: Store) {
+  let held: { pattern: RegExp; read: () => void; release: Promise<void> } | undefined;
+  const wrapped: Store = {
+    ...store,
+    async get(key) {
+      const value = await store.get(key);
+      if (held && held.pattern.test(key)) {
+        const { read, release } = held;
+        held = undefined;
+        read();
+        await release;
+      }
+      return value;
+    },
+  };
+  /** Holds the next matching read; resolves `readDone` once it has read, and returns it when `release` is called. */
+  const holdNextRead = (pattern: RegExp) => {
+    let read!: () => void;
+    let release!: () => void;
+    const readDone = new Promise<void>((resolve) => { read = resolve; });
+    held = { pattern, read, release: new Promise<void>((resolve) => { release = resolve; }) };
+    return { readDone, release: () => release() };
+  };
+  return { store: wrapped, holdNextRead };
+}
+
+describe.each(['memory', 'redis'] as const)('concurrent changes to one record are all kept (%s store)', (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ store: kind });
+  });
+  afterAll(() => server?.close());
+
+  it('compareAndSet writes only over the value it was given, and keeps the expiry', async () => {
+    const { store } = server.deps;
+    const key = `cas:${randomAlphanumeric(8)}`;
+    expect(await store.compareAndSet(key, 'a', 'b'), 'a missing key').toBe(false);
+    expect(await store.get(key)).toBeNull();
+    await store.set(key, 'a', { ttlMs: 60_000 });
+    expect(await store.compareAndSet(key, 'x', 'b'), 'another value').toBe(false);
+    expect(await store.get(key)).toBe('a');
+    expect(await store.compareAndSet(key, 'a', 'b')).toBe(true);
+    expect(await store.get(key)).toBe('b');
+    const ttl = await store.ttl(key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('users: a disable and a rename at the same time both land; an update after a delete brings nothing back', async () => {
+    const { users } = server.deps;
+    const user = await users.create({ email: `cc-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Some-Password-123!', scopes: ['cmdb.read'] });
+    const [disabled, renamed] = await Promise.all([
+      users.update(user.id, async (u) => ({ ...u, disabled: true })),
+      users.update(user.id, async (u) => ({ ...u, name: 'Renamed' })),
+    ]);
+    expect(disabled?.disabled).toBe(true);
+    expect(renamed?.name).toBe('Renamed');
+    const stored = await users.findById(user.id);
+    expect({ disabled: stored?.disabled, name: stored?.name }).toEqual({ disabled: true, name: 'Renamed' });
+
+    const [, afterDelete] = await Promise.all([users.remove(user.id), users.update(user.id, async (u) => ({ ...u, name: 'Zombie' }))]);
+    expect(afterDelete).toBeNull();
+    expect(await users.findById(user.id)).toBeNull();
+  });
+
+  it('service accounts: a key retired while another key is being added stays retired', async () => {
+    const { store, holdNextRead } = storeHoldingOneRead(server.deps.store);
+    const accounts = createServiceAccountRepository({ store, revokeTokens: server.deps.serviceAccounts.revokeTokens });
+    const admin = createServiceAccountAdmin({
+      accounts, users: server.deps.users, audit: server.deps.audit, clock: server.deps.clock, scopeCatalog: server.deps.scopeCatalog, tokenUri: 'http://localhost/token',
+    });
+    const actor = cliActor(apiScopesOf(server.deps.scopeCatalog));
+    const { account } = await admin.create({ name: 'cc', scopes: ['cmdb.read'], alg: 'ES256' }, actor);
+    const leaked = account.keys[0].kid;
+
+    // The add reads the account, and is held there while the leaked key is retired.
+    const { readDone, release } = holdNextRead(/sa_/);
+    const adding = admin.addKey(account.id, { alg: 'ES256' }, actor);
+    await readDone;
+    await admin.retireKey(account.id, leaked, actor);
+    release();
+    const { key: added } = await adding;
+
+    const after = await admin.get(account.id);
+    const status = Object.fromEntries(after.keys.map((k) => [k.kid, k.status]));
+    expect(status).toEqual({ [leaked]: 'retired', [added.kid]: 'active' });
+  });
+
+  it('clients: a secret rotated while the client is being edited stays the only secret', async () => {
+    const { store, holdNextRead } = storeHoldingOneRead(server.deps.store);
+    const clients = createClientRepository({ store, secrets: server.deps.secrets });
+    const admin = createClientAdmin({
+      clients, users: server.deps.users, audit: server.deps.audit, clock: server.deps.clock, scopeCatalog: server.deps.scopeCatalog,
+      validateMetadata: createClientMetadataValidator(server.deps), configuredClientIds: [], builtInClientIds: [],
+    });
+    const actor = cliActor(apiScopesOf(server.deps.scopeCatalog));
+    const { client, clientSecret: first } = await admin.create({
+      client_name: 'cc', redirect_uris: ['https://app.example.test/cb'], grant_types: ['authorization_code'], token_endpoint_auth_method: 'client_secret_basic',
+    } as never, actor);
+
+    // The edit reads the client (with the first secret's hash), and is held there while the secret is rotated.
+    const { readDone, release } = holdNextRead(new RegExp(`client:${client.client_id}$`));
+    const editing = admin.update(client.client_id, { client_name: 'edited' } as never, actor);
+    await readDone;
+    const { clientSecret: second } = await admin.rotateSecret(client.client_id, actor);
+    release();
+    await editing;
+
+    const stored = await server.deps.clients.find(client.client_id);
+    expect(stored?.client_name).toBe('edited');
+    expect(server.deps.clients.secretMatches(second, stored?.client_secret), 'the rotated secret works').toBe(true);
+    expect(server.deps.clients.secretMatches(first!, stored?.client_secret), 'the old secret stays dead').toBe(false);
+  });
+
+  it('clients: two creates of one client id: one is refused, and the first one\'s secret keeps working', async () => {
+    const admin = createClientAdmin({
+      clients: server.deps.clients, users: server.deps.users, audit: server.deps.audit, clock: server.deps.clock, scopeCatalog: server.deps.scopeCatalog,
+      validateMetadata: createClientMetadataValidator(server.deps), configuredClientIds: [], builtInClientIds: [],
+    });
+    const actor = cliActor(apiScopesOf(server.deps.scopeCatalog));
+    const clientId = `cc-${randomAlphanumeric(8)}`;
+    const input = { client_id: clientId, redirect_uris: ['https://app.example.test/cb'], grant_types: ['authorization_code'], token_endpoint_auth_method: 'client_secret_basic' } as never;
+    const results = await Promise.allSettled([admin.create(input, actor), admin.create(input, actor)]);
+    const created = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(created).toHaveLength(1);
+    expect(refused).toHaveLength(1);
+    expect(refused[0].reason).toMatchObject({ code: 'CONFLICT' });
+    const { clientSecret } = (created[0] as PromiseFulfilledResult<{ clientSecret?: string }>).value;
+    const stored = await server.deps.clients.find(clientId);
+    expect(server.deps.clients.secretMatches(clientSecret!, stored?.client_secret)).toBe(true);
+  });
+
+  it('runtime settings: two admins changing different settings at once both get their change', async () => {
+    const { settings } = server.deps;
+    await Promise.all([
+      settings.update({ corsOrigins: ['https://one.example.test'] }, 'admin-a'),
+      settings.update({ apiKeys: { allowQueryParam: true } }, 'admin-b'),
+    ]);
+    const now = await settings.refresh();
+    expect(now.settings.corsOrigins).toEqual(['https://one.example.test']);
+    expect(now.settings.apiKeys.allowQueryParam).toBe(true);
+    expect(now.version).toBeGreaterThanOrEqual(2);
+  });
+});
