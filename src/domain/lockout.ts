@@ -70,8 +70,9 @@ export function createLockout(deps: { store: Store; clock: Clock; secrets: Serve
     }));
   }
 
+  /** Blocks `key` for `ms` from now, unless it is blocked longer already: a short delay never cuts a lock. */
   async function block(key: string, ms: number): Promise<void> {
-    await store.set(`${key}:until`, String(clock.now() + ms), { ttlMs: ms });
+    await store.raiseTo(`${key}:until`, clock.now() + ms, ms);
   }
 
   const locked = (ms: number) =>

@@ -55,6 +55,12 @@ export function createMemoryStore(clock: Clock): Store {
       entry.value = value;
       return true;
     },
+    async raiseTo(key, value, ttlMs) {
+      const stored = Number(str(key) ?? Number.NaN);
+      if (stored >= value) return false;
+      data.set(key, { value: String(value), expiresAt: clock.now() + ttlMs });
+      return true;
+    },
     async take(key) {
       const v = str(key);
       data.delete(key);

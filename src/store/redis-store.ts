@@ -44,6 +44,13 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 return 1`;
 
+// SET with PX only when the stored number (if any) is lower than ARGV[1].
+const RAISE_TO = `
+local stored = tonumber(redis.call('GET', KEYS[1]))
+if stored and stored >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
 export interface RedisStoreOptions {
   url: string;
   prefix: string;
@@ -132,6 +139,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   client.defineCommand('nsaSetAddTtl', { numberOfKeys: 1, lua: SET_ADD_WITH_TTL });
   client.defineCommand('nsaCountWindows', { lua: COUNT_WINDOWS });
   client.defineCommand('nsaCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
+  client.defineCommand('nsaRaiseTo', { numberOfKeys: 1, lua: RAISE_TO });
 
   // Pub/sub needs a connection of its own (a subscribed connection runs no other command),
   // made on the first subscribe. ioredis subscribes again by itself after a reconnect.
@@ -189,6 +197,8 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     }),
     compareAndSet: (key, expected, value) => guard(async () =>
       (await (client as unknown as { nsaCompareAndSet(k: string, e: string, v: string): Promise<number> }).nsaCompareAndSet(key, expected, value)) === 1),
+    raiseTo: (key, value, ttlMs) => guard(async () =>
+      (await (client as unknown as { nsaRaiseTo(k: string, v: number, t: number): Promise<number> }).nsaRaiseTo(key, value, Math.max(1, Math.ceil(ttlMs)))) === 1),
     take: (key) => guard(() => client.getdel(key)),
     del: (keys) => guard(async () => {
       if (!keys.length) return;

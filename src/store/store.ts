@@ -40,6 +40,11 @@ export interface Store {
    * builds on (update-record.ts), so that two writers never lose each other's change.
    */
   compareAndSet(key: string, expected: string, value: string): Promise<boolean>;
+  /**
+   * Sets a number with a new expiry only if no higher one is stored; false (and nothing
+   * changed) otherwise. For deadlines that may be pushed back but never brought forward.
+   */
+  raiseTo(key: string, value: number, ttlMs: number): Promise<boolean>;
   /** Reads and deletes atomically: at most one caller ever sees the value. */
   take(key: string): Promise<string | null>;
   del(keys: string[]): Promise<void>;

@@ -63,6 +63,18 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
+  it('raiseTo pushes a deadline back with its new expiry, and never brings it forward', async () => {
+    const { store } = server.deps;
+    const key = `raise:${randomAlphanumeric(8)}`;
+    expect(await store.raiseTo(key, 1_000, 60_000)).toBe(true);
+    expect(await store.raiseTo(key, 500, 1_000), 'a lower value').toBe(false);
+    expect(await store.get(key)).toBe('1000');
+    expect(await store.ttl(key)).toBeGreaterThan(1_000);
+    expect(await store.raiseTo(key, 2_000, 120_000)).toBe(true);
+    expect(await store.get(key)).toBe('2000');
+    expect(await store.ttl(key)).toBeGreaterThan(60_000);
+  });
+
   it('users: a disable and a rename at the same time both land; an update after a delete brings nothing back', async () => {
     const { users } = server.deps;
     const user = await users.create({ email: `cc-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Some-Password-123!', scopes: ['cmdb.read'] });

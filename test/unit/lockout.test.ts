@@ -77,6 +77,18 @@ describe('lockout', () => {
     expect(await refusedFor(lockout, 'raced@example.test', '192.0.2.8')).toBe(600);
   });
 
+  it('a delay set by a failure that ends after the lock never shortens the lock', async () => {
+    const { clock, lockout } = setup();
+    // Guesses sent in parallel all pass begin(); their checks finish in any order.
+    const attempts = await Promise.all([1, 2, 3, 4].map((i) => lockout.begin('race@example.test', { ip: `192.0.2.${i}` })));
+    await attempts[3].fail(); // the 4th failure locks the account for lockSeconds
+    await attempts[2].fail(); // the 3rd asks for a 4 s delay, after the lock
+    await attempts[1].fail(); // the 2nd for 2 s
+    clock.advance(10_000);
+    const retryAfter = await refusedFor(lockout, 'race@example.test', '198.51.100.7');
+    expect(retryAfter).toBeGreaterThan(policy.lockSeconds - 15);
+  });
+
   it('locks an address after ipMaxFailures across accounts', async () => {
     const { lockout } = setup({ delaySeconds: 0 });
     for (let i = 0; i < 6; i++) await (await lockout.begin(`spray${i}@example.test`, { ip: '203.0.113.5' })).fail();
