@@ -74,7 +74,11 @@ export function createMfaService(deps: {
     // Taken atomically: of two concurrent confirmations only one activates.
     if ((await store.take(pendingKey(user.id))) !== sealed) throw noEnrolment();
     const { codes, hashes } = await recoveryCodes.generate();
-    await users.update(user.id, (current) => ({ ...current, mfa: { enabled: true, sealedSecret: sealed, recoveryCodeHashes: hashes } }));
+    // Another enrolment may have been confirmed while the codes were made: the first one stays.
+    await users.update(user.id, (current) => {
+      if (mfaEnabled(current)) throw alreadyEnabled();
+      return { ...current, mfa: { enabled: true, sealedSecret: sealed, recoveryCodeHashes: hashes } };
+    });
     await audit.record({ type: 'mfa.enabled', outcome: 'success', actor: user.id, ...facts, details: { method: 'totp', recoveryCodes: codes.length } });
     return codes;
   }

@@ -8,6 +8,10 @@ import { createServiceAccountRepository } from '../../src/domain/service-account
 import { createClientRepository } from '../../src/domain/clients.ts';
 import { createClientAdmin } from '../../src/domain/client-admin.ts';
 import { createClientMetadataValidator } from '../../src/oidc/client-validator.ts';
+import { createMfaService } from '../../src/domain/mfa.ts';
+import { createRecoveryCodes } from '../../src/domain/recovery-codes.ts';
+import { createTotp } from '../../src/domain/totp.ts';
+import { totpAt } from '../support/auth-client.ts';
 import type { Store } from '../../src/store/store.ts';
 
 /**
@@ -158,6 +162,47 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
     const { clientSecret } = (created[0] as PromiseFulfilledResult<{ clientSecret?: string }>).value;
     const stored = await server.deps.clients.find(clientId);
     expect(server.deps.clients.secretMatches(clientSecret!, stored?.client_secret)).toBe(true);
+  });
+
+  it('MFA: of two enrolments confirmed at the same time, the one that finishes second is refused and the first stays', async () => {
+    const { store, clock, users } = server.deps;
+    const codes = createRecoveryCodes({ store, passwords: server.deps.passwords });
+    // The first confirmation is held once its recovery codes are made (the slow part), just before it is saved.
+    let held: { reached: () => void; release: Promise<void> } | undefined;
+    const mfa = createMfaService({
+      store, users, secrets: server.deps.secrets, totp: createTotp({ store, clock }), audit: server.deps.audit,
+      recoveryCodes: {
+        ...codes,
+        async generate() {
+          const made = await codes.generate();
+          const gate = held;
+          held = undefined;
+          if (gate) {
+            gate.reached();
+            await gate.release;
+          }
+          return made;
+        },
+      },
+    });
+    const user = await users.create({ email: `mfa-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Some-Password-123!', scopes: ['cmdb.read'] });
+    let reached!: () => void;
+    let release!: () => void;
+    const codesMade = new Promise<void>((resolve) => { reached = resolve; });
+    held = { reached, release: new Promise<void>((resolve) => { release = resolve; }) };
+
+    const first = await mfa.beginSetup(user);
+    const confirmingFirst = mfa.confirmSetup(user, totpAt(first.secret, clock.now()), {});
+    await codesMade;
+    // A second enrolment (another device, or someone else holding the password) starts and finishes meanwhile.
+    server.clock.advance(30_000);
+    const second = await mfa.beginSetup(user);
+    expect(await mfa.confirmSetup(user, totpAt(second.secret, clock.now()), {})).toHaveLength(10);
+    release();
+    await expect(confirmingFirst).rejects.toMatchObject({ code: 'CONFLICT' });
+
+    const stored = await users.findById(user.id);
+    expect(server.deps.secrets.open('totp-secret', stored!.mfa!.sealedSecret!)).toBe(second.secret);
   });
 
   it('runtime settings: two admins changing different settings at once both get their change', async () => {
