@@ -12,6 +12,21 @@ export const grantKey = (grantId: string) => `oidc:Grant:${grantId}`;
 export const grantIndexKey = (grantId: string) => `oidc:grant-index:${grantId}`;
 
 /**
+ * Marks left where a login record (a Grant or a browser Session) was ended. A request that
+ * loaded the record before it was ended may save it again as it finishes (the provider
+ * saves the session at the end of every request, consent saves the grant): the adapter
+ * then finds the mark and deletes what it wrote, so an ended login stays ended. A mark
+ * outlives any request that could still hold the record.
+ */
+export const endedMarkKey = (recordKey: string) => `${recordKey}:ended`;
+const ENDED_MARK_TTL_MS = 3_600_000;
+
+/** Marks login records as ended; must land before the records are deleted. */
+export async function markEnded(store: Store, recordKeys: string[]): Promise<void> {
+  await Promise.all(recordKeys.map((key) => store.set(endedMarkKey(key), '1', { ttlMs: ENDED_MARK_TTL_MS })));
+}
+
+/**
  * Deletes a grant and every token stored under it (refresh tokens, codes). JWT access
  * tokens carry the grant id (`gid`) and stop verifying once the grant is gone, and no
  * refresh token is honoured without its grant: so the grant goes first, on its own. On a
@@ -20,7 +35,7 @@ export const grantIndexKey = (grantId: string) => `oidc:grant-index:${grantId}`;
  */
 export async function revokeGrant(store: Store, grantId: string): Promise<void> {
   const index = grantIndexKey(grantId);
-  const keys = await store.setMembers(index);
+  const [keys] = await Promise.all([store.setMembers(index), markEnded(store, [grantKey(grantId)])]);
   await store.del([grantKey(grantId)]);
   await store.del([...keys, index]);
 }
@@ -35,6 +50,7 @@ export function createAccountSessions(deps: { store: Store }) {
       store.setMembers(accountSessionsKey(accountId)),
     ]);
     for (const grantId of grantIds) await revokeGrant(store, grantId);
+    await markEnded(store, sessionKeys);
     await store.del([...sessionKeys, accountGrantsKey(accountId), accountSessionsKey(accountId)]);
     return { grants: grantIds.length, sessions: sessionKeys.length };
   }

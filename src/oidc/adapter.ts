@@ -3,7 +3,7 @@ import type { Store } from '../store/store.ts';
 import type { ClientRepository } from '../domain/clients.ts';
 import type { Clock } from '../clock.ts';
 import type { ServerSecrets } from '../domain/secrets.ts';
-import { accountGrantsKey, accountSessionsKey, grantIndexKey, revokeGrant } from './account-sessions.ts';
+import { accountGrantsKey, accountSessionsKey, endedMarkKey, grantIndexKey, markEnded, revokeGrant } from './account-sessions.ts';
 
 /** Where the provider's models live in the store. */
 export const oidcKey = (model: string, id: string) => `oidc:${model}:${id}`;
@@ -22,6 +22,8 @@ const SECRET_ID_MODELS = new Set([
 /** Models the provider marks used (`consume`): single-use codes and rotated refresh tokens. */
 const CONSUMABLE_MODELS = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 const consumedKey = (key: string) => `${key}:consumed`;
+/** Login records: once ended (logout, revocation), a save of a copy loaded before must not bring them back. */
+const LOGIN_MODELS = new Set(['Session', 'Grant']);
 /** How much longer than its token a consumed marker lives (the two clocks, ours and the store's, may differ a little). */
 const MARKER_MARGIN_MS = 60_000;
 /** Most expiries find() keeps for a consume() that may follow; full, it starts over (consume then asks the store). */
@@ -79,6 +81,17 @@ export function createAdapterFactory(deps: {
         this.model === 'Grant' && payload.accountId && store.setAdd(accountGrantsKey(payload.accountId), [id], ttlMs),
         this.model === 'Session' && payload.accountId && store.setAdd(accountSessionsKey(payload.accountId), [key], ttlMs),
       ]);
+      // Ended while this copy was held: take back what was just written. (The mark is set
+      // before the record is deleted, and read here after the write, so one of the two
+      // always sees the other.)
+      if (LOGIN_MODELS.has(this.model) && (await store.get(endedMarkKey(key))) !== null) {
+        await Promise.all([
+          store.del([key]),
+          this.model === 'Grant' && payload.accountId && store.setRemove(accountGrantsKey(payload.accountId), [id]),
+          this.model === 'Session' && payload.accountId && store.setRemove(accountSessionsKey(payload.accountId), [key]),
+        ]);
+        return;
+      }
       // Secondary indexes hold the id sealed (encrypted), never in the clear; most models have none.
       if (!payload.uid && !payload.userCode) return;
       const indexValue = this.secretIds ? secrets.seal(SEAL_PURPOSE, id) : id;
@@ -165,6 +178,7 @@ export function createAdapterFactory(deps: {
     async destroy(id: string): Promise<void> {
       const key = this.key(id);
       early.drop(currentRequest(), key);
+      if (LOGIN_MODELS.has(this.model)) await markEnded(store, [key]);
       await store.del([key]);
     }
 
