@@ -173,7 +173,9 @@ export function createServiceAccountAdmin(deps: {
       return { ...account, name: change.name ?? account.name, scopes, disabled, updatedAt: nowIso() };
     });
     const cut = before.scopes.filter((s) => !next.scopes.includes(s));
-    const revoked = (next.disabled && !before.disabled) || cut.length > 0;
+    // Asked to disable: revoke even when it already was disabled (a retry repairs a first
+    // attempt that stopped between the write and the revocation).
+    const revoked = (next.disabled && change.disabled === true) || cut.length > 0;
     if (revoked) await accounts.revokeTokens(id);
     await auditAdminChange(audit, actor, 'admin.serviceaccount.updated', id, {
       changed: Object.keys(change).filter((k) => change[k as keyof typeof change] !== undefined),

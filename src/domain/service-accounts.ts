@@ -78,8 +78,13 @@ export function createServiceAccountRepository(deps: {
 
   const releaseKeys = (thumbprints: string[]) => (thumbprints.length ? store.del(thumbprints.map(thumbprintKey)) : Promise.resolve());
 
-  /** Deletes the record, its key claims and every token the account holds. */
+  /**
+   * Deletes the record, its key claims and every token the account holds. Tokens are
+   * revoked first (a delete that stops halfway leaves none behind) and again once the
+   * record is gone (for a token minted while it went).
+   */
   async function remove(account: ServiceAccount): Promise<void> {
+    await deps.revokeTokens(account.id);
     await store.del([accountKey(account.id)]);
     await store.setRemove(ALL_ACCOUNTS, [account.id]);
     await releaseKeys(account.keys.map((k) => k.thumbprint));

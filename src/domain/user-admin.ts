@@ -156,8 +156,9 @@ export function createUserAdmin(deps: UserAdminDeps) {
     }));
     if (!after) throw new AppError('NOT_FOUND', { message: 'User not found' });
     const removedScopes = before.scopes.filter((s) => !after.scopes.includes(s));
-    const disabledNow = after.disabled && !before.disabled;
-    if (disabledNow) await killEverything(id, actor);
+    // Asked to disable: end everything even when the user already was disabled, so that a
+    // retry repairs a disable whose first attempt stopped between the write and the revocation.
+    if (after.disabled && change.disabled === true) await killEverything(id, actor);
     else if (removedScopes.length) await sessions.revokeAll(id);
 
     const fields = (['name', 'scopes', 'disabled'] as const).filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]));
