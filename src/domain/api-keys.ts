@@ -64,6 +64,8 @@ export interface NewApiKeyInput {
 /** Last-use time and address are written at most this often per key and address. */
 export const LAST_USE_RESOLUTION_MS = 60_000;
 const LOCAL_TOUCH_CACHE_MAX = 10_000;
+/** Reads of an owner's key set by revokeAllForUser, for keys written while it runs. */
+const REVOKE_ALL_PASSES = 5;
 /** Most key records remembered for their owner's id; full, the memory starts over. */
 const SEEN_RECORDS_MAX = 10_000;
 
@@ -249,16 +251,24 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
    * Keys are also refused on use while their owner is disabled or missing; this removes them.
    */
   async function revokeAllForUser(userId: string, actor: string, facts: RequestFacts = {}): Promise<number> {
-    const ids = await store.setMembers(ownerKeysKey(userId));
     let revoked = 0;
-    for (const id of ids) {
-      const found = await loadById(id);
-      if (!found || found.record.ownerId !== userId) continue;
-      await destroy(found.record);
-      revoked++;
-      await audit.record({ type: 'apikey.revoked', outcome: 'success', actor, subject: id, ...facts, details: { name: found.record.name, owner: userId, reason: 'all_keys_of_user' } });
+    const seen = new Set<string>();
+    // A key written while this runs (a create or rotation already under way) is caught by
+    // reading the set again; one written after the last read stays listed, so it can be seen
+    // and revoked, and is refused on use while its owner is disabled.
+    for (let pass = 0; pass < REVOKE_ALL_PASSES; pass++) {
+      const ids = (await store.setMembers(ownerKeysKey(userId))).filter((id) => !seen.has(id));
+      if (!ids.length) break;
+      for (const id of ids) {
+        seen.add(id);
+        const found = await loadById(id);
+        if (!found || found.record.ownerId !== userId) continue;
+        await destroy(found.record);
+        revoked++;
+        await audit.record({ type: 'apikey.revoked', outcome: 'success', actor, subject: id, ...facts, details: { name: found.record.name, owner: userId, reason: 'all_keys_of_user' } });
+      }
     }
-    await store.del([ownerKeysKey(userId)]);
+    if (seen.size) await store.setRemove(ownerKeysKey(userId), [...seen]);
     return revoked;
   }
 
@@ -301,6 +311,11 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
     await writeRecord(successor);
     // The name now belongs to the successor.
     await store.set(nameKey(ownerId, successor.name), successor.id, { ttlMs: Math.max(1, successor.expiresAt - clock.now()) });
+    // Revoked while this ran (a revocation deletes the record first): no successor for it.
+    if ((await store.get(recordKey(record.hash))) === null) {
+      await destroy(successor);
+      throw new ApiKeyError('not_found');
+    }
     await audit.record({ type: 'apikey.rotated', outcome: 'success', actor: ownerId, subject: id, ...facts, details: { successor: successor.id, graceEndsAt: new Date(mark.until).toISOString() } });
     const used = await store.get(usedKey(record.id));
     return { key, view: toView(successor, null, null), previous: toView(record, mark, used ? JSON.parse(used) : null) };

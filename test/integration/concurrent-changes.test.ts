@@ -12,6 +12,8 @@ import { createMfaService } from '../../src/domain/mfa.ts';
 import { createRecoveryCodes } from '../../src/domain/recovery-codes.ts';
 import { createTotp } from '../../src/domain/totp.ts';
 import { totpAt } from '../support/auth-client.ts';
+import { createApiKeyService } from '../../src/domain/api-keys.ts';
+import { createLogger } from '../../src/logger.ts';
 import type { Store } from '../../src/store/store.ts';
 
 /**
@@ -203,6 +205,67 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
 
     const stored = await users.findById(user.id);
     expect(server.deps.secrets.open('totp-secret', stored!.mfa!.sealedSecret!)).toBe(second.secret);
+  });
+
+  /** API keys over a store whose next `method` call matching `matches` is held (see storeHoldingOneRead). */
+  const apiKeysHolding = (method: 'setMembers' | 'ttl', matches: RegExp) => {
+    const base = server.deps.store;
+    let gate: { reached: () => void; release: Promise<void> } | undefined;
+    const store: Store = {
+      ...base,
+      [method]: async (key: string) => {
+        const value = await (base[method] as (k: string) => Promise<unknown>)(key);
+        if (gate && matches.test(key)) {
+          const { reached, release } = gate;
+          gate = undefined;
+          reached();
+          await release;
+        }
+        return value;
+      },
+    };
+    const apiKeys = createApiKeyService({
+      store, clock: server.deps.clock, secrets: server.deps.secrets, users: server.deps.users, audit: server.deps.audit,
+      logger: createLogger('silent'), environment: server.deps.config.apiKeyEnv, policy: () => ({ maxLifetimeMs: 86_400_000, rotationGraceMs: 3_600_000 }),
+    });
+    const hold = () => {
+      let reached!: () => void;
+      let release!: () => void;
+      const readDone = new Promise<void>((resolve) => { reached = resolve; });
+      gate = { reached, release: new Promise<void>((resolve) => { release = resolve; }) };
+      return { readDone, release: () => release() };
+    };
+    return { apiKeys, hold };
+  };
+  const keyOwner = () => server.deps.users.create({ email: `ak-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Some-Password-123!', scopes: ['cmdb.read'] });
+
+  it('API keys: "revoke all" also ends a key created while it ran, and leaves none unlisted', async () => {
+    const { apiKeys, hold } = apiKeysHolding('setMembers', /^user-apikeys:/);
+    const owner = await keyOwner();
+    const newKey = (name: string) => apiKeys.create({ ownerId: owner.id, grantableScopes: owner.scopes, name, scopes: ['cmdb.read'], allowedIps: [] });
+    const first = await newKey('first');
+    const { readDone, release } = hold();
+    const revoking = apiKeys.revokeAllForUser(owner.id, 'admin');
+    await readDone; // it has read the owner's keys: only the first
+    const second = await newKey('second');
+    release();
+    expect(await revoking).toBe(2);
+    for (const { key } of [first, second]) expect((await apiKeys.authenticate(key)).ok).toBe(false);
+    expect(await apiKeys.list(owner.id)).toEqual([]);
+  });
+
+  it('API keys: a rotation that finishes after the key was revoked leaves no successor', async () => {
+    const { apiKeys, hold } = apiKeysHolding('ttl', /^apikey:\{/);
+    const owner = await keyOwner();
+    const { key, view } = await apiKeys.create({ ownerId: owner.id, grantableScopes: owner.scopes, name: 'rotated', scopes: ['cmdb.read'], allowedIps: [] });
+    const { readDone, release } = hold();
+    const rotating = apiKeys.rotate(owner.id, view.id, owner.scopes);
+    await readDone; // it has loaded the key and is about to mark it rotated
+    await apiKeys.revoke(owner.id, view.id);
+    release();
+    await expect(rotating).rejects.toMatchObject({ kind: 'not_found' });
+    expect((await apiKeys.authenticate(key)).ok).toBe(false);
+    expect(await apiKeys.list(owner.id), 'no successor').toEqual([]);
   });
 
   it('runtime settings: two admins changing different settings at once both get their change', async () => {
