@@ -58,10 +58,13 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     await store.set(userKey(user.id), JSON.stringify(user));
   }
 
+  /**
+   * Creates a user. The record is written before the email is claimed (SET NX), so that a
+   * create stopped halfway never leaves the email claimed by nobody; a claim left that way
+   * by an older version (its user record missing) is taken over.
+   */
   async function create(input: { email: string; password: string; name?: string; scopes: string[] }): Promise<User> {
     const id = newId('usr');
-    // Claim the email first (SET NX) so two concurrent creates cannot both win.
-    if (!(await store.set(emailKey(input.email), id, { onlyIfAbsent: true }))) throw new EmailTakenError();
     const user: User = {
       id,
       email: normaliseEmail(input.email),
@@ -74,7 +77,21 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     };
     await save(user);
     await store.setAdd(ALL_USERS, [id]);
+    if (!(await claimEmail(user.email, id))) {
+      await store.del([userKey(id)]);
+      await store.setRemove(ALL_USERS, [id]);
+      throw new EmailTakenError();
+    }
     return user;
+  }
+
+  /** Claims an email for `id`; false when a user that exists holds it. */
+  async function claimEmail(email: string, id: string): Promise<boolean> {
+    if (await store.set(emailKey(email), id, { onlyIfAbsent: true })) return true;
+    const holder = await store.get(emailKey(email));
+    if (holder === null) return store.set(emailKey(email), id, { onlyIfAbsent: true });
+    if (await store.get(userKey(holder))) return false;
+    return store.compareAndSet(emailKey(email), holder, id);
   }
 
   /**

@@ -13,6 +13,7 @@ import { createRecoveryCodes } from '../../src/domain/recovery-codes.ts';
 import { createTotp } from '../../src/domain/totp.ts';
 import { totpAt } from '../support/auth-client.ts';
 import { createApiKeyService } from '../../src/domain/api-keys.ts';
+import { createUserRepository, EmailTakenError } from '../../src/domain/users.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Store } from '../../src/store/store.ts';
 
@@ -96,6 +97,35 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
     const [, afterDelete] = await Promise.all([users.remove(user.id), users.update(user.id, async (u) => ({ ...u, name: 'Zombie' }))]);
     expect(afterDelete).toBeNull();
     expect(await users.findById(user.id)).toBeNull();
+  });
+
+  it('users: two creates with one email: one is refused and leaves nothing behind', async () => {
+    const { users } = server.deps;
+    const email = `twice-${randomAlphanumeric(6).toLowerCase()}@example.test`;
+    const results = await Promise.allSettled([1, 2].map(() => users.create({ email, password: 'Some-Password-123!', scopes: [] })));
+    const created = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect([created.length, refused.length]).toEqual([1, 1]);
+    expect(refused[0].reason).toBeInstanceOf(EmailTakenError);
+    const winner = (created[0] as PromiseFulfilledResult<{ id: string }>).value;
+    expect((await users.findByEmail(email))?.id).toBe(winner.id);
+    const withEmail = (await users.findMany(await users.listIds())).filter((u) => u.email === email);
+    expect(withEmail.map((u) => u.id)).toEqual([winner.id]);
+  });
+
+  it('users: a create that stopped halfway leaves its email free, and an email claimed by a user that is gone is taken over', async () => {
+    const { store, clock, passwords } = server.deps;
+    const email = `half-${randomAlphanumeric(6).toLowerCase()}@example.test`;
+    const stopping: Store = { ...store, setAdd: async () => { throw new Error('connection lost'); } };
+    await expect(createUserRepository({ store: stopping, clock, passwords }).create({ email, password: 'Some-Password-123!', scopes: [] })).rejects.toThrow('connection lost');
+    const users = createUserRepository({ store, clock, passwords });
+    expect((await users.create({ email, password: 'Some-Password-123!', scopes: [] })).email).toBe(email);
+
+    // What a crash between the claim and the record left behind before.
+    const orphan = `orphan-${randomAlphanumeric(6).toLowerCase()}@example.test`;
+    await store.set(`user-email:${orphan}`, 'usr_gone');
+    const user = await users.create({ email: orphan, password: 'Some-Password-123!', scopes: [] });
+    expect((await users.findByEmail(orphan))?.id).toBe(user.id);
   });
 
   it('service accounts: a key retired while another key is being added stays retired', async () => {
