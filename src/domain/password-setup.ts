@@ -23,13 +23,17 @@ export function createPasswordSetup(deps: { users: UserRepository; passwords: Pa
     if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH) {
       throw validationFailed([{ field: 'password', message: `must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters` }]);
     }
+    const refuse = async () => {
+      await audit.record({ type: 'user.password_set', outcome: 'failure', actor: 'anonymous', ...facts, details: { reason: 'invalid_link' } });
+      return new AppError('INVALID_TOKEN', { message: 'This link is invalid, used or expired' });
+    };
+    // The link is spent only once the new password's hash is ready (the slow part), so a
+    // request that stops on the way leaves it usable; a bad link costs no hash.
+    if (!(await invites.peek(token))) throw await refuse();
+    const hash = await passwords.hash(password);
     const invite = await invites.consume(token);
     const user = invite ? await users.findById(invite.userId) : null;
-    if (!invite || !user || user.disabled) {
-      await audit.record({ type: 'user.password_set', outcome: 'failure', actor: 'anonymous', ...facts, details: { reason: 'invalid_link' } });
-      throw new AppError('INVALID_TOKEN', { message: 'This link is invalid, used or expired' });
-    }
-    const hash = await passwords.hash(password);
+    if (!invite || !user || user.disabled) throw await refuse();
     await users.update(user.id, (u) => ({ ...u, passwordHash: hash, passwordSetRequired: false }));
     await audit.record({ type: 'user.password_set', outcome: 'success', actor: user.id, subject: user.id, ...facts, details: { via: invite.purpose } });
     return { userId: user.id, email: user.email };

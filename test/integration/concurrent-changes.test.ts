@@ -15,6 +15,7 @@ import { totpAt } from '../support/auth-client.ts';
 import { createApiKeyService } from '../../src/domain/api-keys.ts';
 import { createUserRepository, EmailTakenError } from '../../src/domain/users.ts';
 import { createLogger } from '../../src/logger.ts';
+import { createInvites } from '../../src/domain/invites.ts';
 import type { Store } from '../../src/store/store.ts';
 
 /**
@@ -296,6 +297,24 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
     await expect(rotating).rejects.toMatchObject({ kind: 'not_found' });
     expect((await apiKeys.authenticate(key)).ok).toBe(false);
     expect(await apiKeys.list(owner.id), 'no successor').toEqual([]);
+  });
+
+  it('set-password links: of two issued at once only one works; a newer link survives the older one being used', async () => {
+    const invites = createInvites({ store: server.deps.store, secrets: server.deps.secrets, ttlSeconds: 3600 });
+    const userId = `usr_${randomAlphanumeric(20)}`;
+    const links = await Promise.all([invites.issue(userId, 'invite'), invites.issue(userId, 'reset')]);
+    const live = await Promise.all(links.map(async ({ token }) => (await invites.peek(token)) !== null));
+    expect(live.filter(Boolean), 'one live link').toHaveLength(1);
+    const survivor = links[live.indexOf(true)].token;
+    const other = links[live.indexOf(false)].token;
+    expect(await invites.consume(other)).toBeNull();
+
+    // Used while a newer link is issued: the newer one stays live, and revoking the user's link finds it.
+    const newer = await invites.issue(userId, 'reset');
+    expect(await invites.consume(survivor)).toBeNull();
+    expect(await invites.peek(newer.token)).toMatchObject({ userId });
+    await invites.revokeFor(userId);
+    expect(await invites.consume(newer.token)).toBeNull();
   });
 
   it('runtime settings: two admins changing different settings at once both get their change', async () => {
