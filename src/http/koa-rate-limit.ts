@@ -107,12 +107,12 @@ export function basicClientId(authorization: string): string | undefined {
  * The rate limit of the OAuth back-channel (token, introspection, revocation, PAR, device
  * authorization), ahead of the provider, which alone reads the body:
  * - a client authenticating with HTTP Basic counts against its client_id, but only once it
- *   has authenticated. Before the provider runs, one store call counts the request against
- *   the client and checks, without counting, that its IP is not over its limit; a failed
- *   client authentication then takes the count back from the client and counts it against
- *   the IP instead. So someone who knows a client_id but not its secret cannot use up that
- *   client's quota (a failed attempt holds one unit of it only while it runs), and guessing
- *   secrets is limited per IP. A successful request (the usual case) costs one round trip.
+ *   has authenticated. Before the provider runs, one store call looks (without counting)
+ *   at the client's bucket and its IP's; a request the client makes is counted once the
+ *   provider has answered it, a failed client authentication is counted against the IP.
+ *   So someone who knows a client_id but not its secret cannot use up, or even hold for a
+ *   moment, any of that client's quota, and guessing secrets is limited per IP. Requests a
+ *   client sends at the same moment may pass its limit by as many as are in flight.
  * - anything else (client_id in the body: public clients, client_secret_post,
  *   private_key_jwt) counts against its IP before the provider runs; for a public app used
  *   by many people that is the right bucket anyway.
@@ -128,18 +128,17 @@ export function oauthRateLimit(deps: RateLimitDeps): Middleware {
     }
     const client = { bucket: `oauth_client:${clientId}`, limits: limitsFor(base, overrides, { clientId }) };
     const ip = { bucket: ipBucket(ctx.ip), limits: base };
-    const [charged, peeked] = await deps.rateLimiter.apply([{ ...client, op: 'consume' }, { ...ip, op: 'peek' }]);
-    if (!peeked.allowed) {
-      if (charged.counted) await refund(deps, client);
-      refuse(ctx, deps, peeked, 'oauth');
-    }
-    if (!charged.allowed) refuse(ctx, deps, charged, 'oauth');
-    setHeaders(ctx, deps, charged);
+    const [clientRoom, ipRoom] = await deps.rateLimiter.apply([{ ...client, op: 'peek' }, { ...ip, op: 'peek' }]);
+    if (!ipRoom.allowed) refuse(ctx, deps, ipRoom, 'oauth');
+    if (!clientRoom.allowed) refuse(ctx, deps, clientRoom, 'oauth');
+    // What this request leaves, once it is counted.
+    setHeaders(ctx, deps, { ...clientRoom, state: { ...clientRoom.state, remaining: Math.max(0, clientRoom.state.remaining - 1) } });
     await next();
     const failedClientAuth = ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
-    if (!failedClientAuth) return;
     // The answer is already made; a counter store that failed since the check must not spoil it.
-    const [, ipOutcome] = await deps.rateLimiter.apply([{ ...client, op: 'refund' }, { ...ip, op: 'consume' }]).catch(() => []);
+    const counting = deps.rateLimiter.apply([failedClientAuth ? { ...ip, op: 'consume' } : { ...client, op: 'consume' }]).catch(() => []);
+    if (!failedClientAuth) return; // the client's count needs no answer: the token goes out at once
+    const [ipOutcome] = await counting;
     if (ipOutcome) setHeaders(ctx, deps, ipOutcome);
   };
 }

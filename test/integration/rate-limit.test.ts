@@ -309,6 +309,29 @@ describe('the count rides with the store\'s last check of the credential', () =>
   });
 });
 
+describe('a flood of wrong secrets for a known client_id', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { trustProxy: true, rateLimitPerHour: 5, rateLimitBurst: 1000 } });
+  });
+  afterAll(() => server?.close());
+
+  it('sent at once from many addresses, holds none of the client\'s quota, not even while it runs', async () => {
+    const flood = await Promise.all(Array.from({ length: 60 }, (_, i) =>
+      tokenRequest(server, 'wrong-secret', { 'x-forwarded-for': `203.0.113.${i + 1}` })));
+    const statuses = flood.map((res) => res.status);
+    // Every guess is judged as a guess (none is refused for the client's limit).
+    expect(statuses.every((status) => status === 401), statuses.join(',')).toBe(true);
+    // The client, from its own host, has its whole quota.
+    for (let i = 0; i < 5; i++) {
+      const res = await tokenRequest(server, undefined, { 'x-forwarded-for': '198.51.100.10' });
+      expect(res.status).toBe(200);
+      expect(limitHeaders(res)).toMatchObject({ limit: 5, remaining: 4 - i });
+    }
+    expect((await tokenRequest(server, undefined, { 'x-forwarded-for': '198.51.100.10' })).status).toBe(429);
+  });
+});
+
 describe('the OAuth token endpoint', () => {
   let server: TestServer;
   const attacker = { 'x-forwarded-for': '203.0.113.66' };
