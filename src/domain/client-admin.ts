@@ -114,7 +114,9 @@ export function createClientAdmin(deps: ClientAdminDeps) {
     await checkScope(metadata.scope as string, actor);
     const secret = needsSecret(input.token_endpoint_auth_method) ? generateClientSecret() : undefined;
     await validate(metadata, !!secret);
-    if (!(await clients.add(metadata, secret))) throw new AppError('CONFLICT', { message: 'A client with this id already exists' });
+    const added = await clients.add(metadata, secret);
+    if (added === 'taken') throw new AppError('CONFLICT', { message: 'A client with this id already exists' });
+    if (added === 'retired') throw new AppError('CONFLICT', { message: 'A client with this id was deleted; its id is not given out again (its old logins and tokens would come back with it)' });
     await auditAdminChange(audit, actor, 'admin.client.created', clientId, {
       grant_types: metadata.grant_types,
       scope: metadata.scope as string,

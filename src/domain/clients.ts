@@ -13,6 +13,12 @@ export type ClientMetadata = Record<string, unknown> & {
 };
 
 const clientKey = (id: string) => `client:${id}`;
+/**
+ * Ids of deleted clients, kept for good: its logins, consents and refresh tokens are not
+ * deleted with a client (they are refused while it does not exist), so a new client under
+ * the same id would bring them back.
+ */
+const retiredKey = (id: string) => `client-retired:${id}`;
 const ALL_CLIENTS = 'clients';
 export const CLIENT_SECRET_PURPOSE = 'client-secret';
 
@@ -98,12 +104,13 @@ export function createClientRepository(deps: { store: Store; secrets: ServerSecr
     await store.setAdd(ALL_CLIENTS, [metadata.client_id]);
   }
 
-  /** Registers a new client; false, and nothing written, when its id is taken. */
-  async function add(metadata: ClientMetadata, clearSecret?: string): Promise<boolean> {
-    if (!(await store.set(clientKey(metadata.client_id), JSON.stringify(storedForm(metadata, clearSecret)), { onlyIfAbsent: true }))) return false;
+  /** Registers a new client; nothing is written when its id is taken, or was a deleted client's. */
+  async function add(metadata: ClientMetadata, clearSecret?: string): Promise<'added' | 'taken' | 'retired'> {
+    if ((await store.get(retiredKey(metadata.client_id))) !== null) return 'retired';
+    if (!(await store.set(clientKey(metadata.client_id), JSON.stringify(storedForm(metadata, clearSecret)), { onlyIfAbsent: true }))) return 'taken';
     await announce(metadata.client_id);
     await store.setAdd(ALL_CLIENTS, [metadata.client_id]);
-    return true;
+    return 'added';
   }
 
   /**
@@ -123,6 +130,7 @@ export function createClientRepository(deps: { store: Store; secrets: ServerSecr
 
   async function remove(id: string): Promise<boolean> {
     const existed = (await find(id)) !== null;
+    if (existed) await store.set(retiredKey(id), '1');
     await store.del([clientKey(id)]);
     await announce(id);
     await store.setRemove(ALL_CLIENTS, [id]);

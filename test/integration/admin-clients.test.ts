@@ -409,6 +409,11 @@ describe('admin API: OAuth clients (Redis store)', () => {
       expect(await introspect(server, issued)).toEqual({ active: false });
       // The other instance hears of the deletion over pub/sub: within moments, not at the token's expiry.
       await expect.poll(async () => (await api(twin, 'GET', '/v1/auth/verify?scope=reports.read', { token: issued })).status, { timeout: 5000 }).toBe(401);
+      // The id is not given out again: a new client under it would bring the old tokens back.
+      const again = await api(server, 'POST', '/v1/admin/clients', { token: admin, body: { ...machineClient(), client_id: created.client_id } });
+      expect(again.status).toBe(409);
+      expect(again.body.error).toMatch(/deleted/);
+      expect((await api(server, 'GET', '/v1/auth/verify?scope=reports.read', { token: issued })).status).toBe(401);
     } finally {
       await twin.close();
     }
