@@ -95,18 +95,23 @@ describe('the server process', () => {
       expect(refused.status).toBe(401);
       expect((await refused.json() as { error: string }).error).toBe('invalid_client');
     });
-    // An admin's own client under that id (another name) is theirs: it stays.
+    // The removed demo client's id is not given out again (its old tokens would come back with it).
     const adminToken = async (port: number) => ((await (await fetch(`http://localhost:${port}/v1/auth/login`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'admin@example.com', password: env.ADMIN_PASSWORD }),
     })).json()) as { token: string }).token;
+    const createDemoAppClient = async (port: number) => fetch(`http://localhost:${port}/v1/admin/clients`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await adminToken(port)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: 'demo-app', client_name: 'Our portal', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', scope: 'cmdb.read' }),
+    });
+    await run({ DEMO_CLIENT: 'false' }, async (port) => {
+      expect((await createDemoAppClient(port)).status).toBe(409);
+    });
+    // On a store that never had the demo client, an admin's own client under that id (another name) is theirs: it stays.
+    env.REDIS_PREFIX = `demo-own${Date.now()}:`;
     await run({ DEMO_CLIENT: 'false' }, async (port, out) => {
       expect(out).not.toContain('demo client');
-      const created = await fetch(`http://localhost:${port}/v1/admin/clients`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${await adminToken(port)}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ client_id: 'demo-app', client_name: 'Our portal', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', scope: 'cmdb.read' }),
-      });
-      expect(created.status).toBe(201);
+      expect((await createDemoAppClient(port)).status).toBe(201);
     });
     await run({}, async (port, out) => {
       expect(out).not.toContain('demo client');
