@@ -72,9 +72,19 @@ export function createUserAdmin(deps: UserAdminDeps) {
     return user;
   }
 
-  /** Ends every login (refresh tokens, access tokens, browser sessions) and every API key. */
+  /**
+   * Ends every login (refresh tokens, access tokens, browser sessions). The time goes on the
+   * user first, so that a sign-in already past its password check cannot complete after
+   * the stored logins are swept.
+   */
+  async function endLogins(userId: string): Promise<{ grants: number; sessions: number }> {
+    await users.endLogins(userId);
+    return sessions.revokeAll(userId);
+  }
+
+  /** Ends every login and every API key. */
   async function killEverything(userId: string, actor: AdminActor): Promise<{ grants: number; sessions: number }> {
-    const ended = await sessions.revokeAll(userId);
+    const ended = await endLogins(userId);
     await deps.revokeApiKeys?.(userId, actor.subject, actor.facts);
     return ended;
   }
@@ -159,7 +169,7 @@ export function createUserAdmin(deps: UserAdminDeps) {
     // Asked to disable: end everything even when the user already was disabled, so that a
     // retry repairs a disable whose first attempt stopped between the write and the revocation.
     if (after.disabled && change.disabled === true) await killEverything(id, actor);
-    else if (removedScopes.length) await sessions.revokeAll(id);
+    else if (removedScopes.length) await endLogins(id);
 
     const fields = (['name', 'scopes', 'disabled'] as const).filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]));
     await auditAdminChange(audit, actor, 'admin.user.updated', id, {
@@ -180,7 +190,7 @@ export function createUserAdmin(deps: UserAdminDeps) {
     const hash = await passwords.hash(password);
     const after = await users.update(id, (u) => ({ ...u, passwordHash: hash, passwordSetRequired: !input.password }));
     if (!after) throw new AppError('NOT_FOUND', { message: 'User not found' });
-    await sessions.revokeAll(id);
+    await endLogins(id);
     let link: { token: string; expiresInSeconds: number } | undefined;
     if (input.password) await invites.revokeFor(id);
     else link = await invites.issue(id, 'reset');

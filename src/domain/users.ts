@@ -16,13 +16,23 @@ export interface User {
   mfa?: { enabled: boolean; sealedSecret?: string; recoveryCodeHashes?: string[] };
   /** Invited, or reset by an admin: the password is unknown to everyone until the user sets it through the link. */
   passwordSetRequired?: boolean;
+  /**
+   * When every login of the user was last ended (revoke sessions, password reset, disable,
+   * a scope taken away), epoch ms: a sign-in whose password was checked before then is
+   * refused when it completes.
+   */
+  loginsEndedAt?: number;
   createdAt: string;
   updatedAt: string;
 }
 
-export type PublicUser = Omit<User, 'passwordHash' | 'mfa'> & { mfaEnabled: boolean };
+export type PublicUser = Omit<User, 'passwordHash' | 'mfa' | 'loginsEndedAt'> & { mfaEnabled: boolean };
 
-export const toPublicUser = ({ passwordHash: _p, mfa, ...rest }: User): PublicUser => ({ ...rest, mfaEnabled: !!mfa?.enabled });
+export const toPublicUser = ({ passwordHash: _p, mfa, loginsEndedAt: _ended, ...rest }: User): PublicUser => ({ ...rest, mfaEnabled: !!mfa?.enabled });
+
+/** Whether a sign-in whose password was checked at `checkedAtS` (epoch seconds) is older than the user's last "end every login"; within that second it still counts. */
+export const loginEndedSince = (user: User, checkedAtS: number): boolean =>
+  user.loginsEndedAt !== undefined && checkedAtS < Math.floor(user.loginsEndedAt / 1000);
 
 const userKey = (id: string) => `user:${id}`;
 const emailKey = (email: string) => `user-email:${normaliseEmail(email)}`;
@@ -103,6 +113,11 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     return updateRecord<User>(store, userKey(id), async (user) => ({ ...(await change(user)), id: user.id, email: user.email, updatedAt: nowIso() }));
   }
 
+  /** Records that every login of the user ends now (see User.loginsEndedAt); false for a user that does not exist. */
+  async function endLogins(id: string): Promise<boolean> {
+    return (await updateRecord<User>(store, userKey(id), (user) => ({ ...user, loginsEndedAt: clock.now() }))) !== null;
+  }
+
   async function remove(id: string): Promise<boolean> {
     const user = await findById(id);
     if (!user) return false;
@@ -128,7 +143,7 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     return (await passwords.verify(user.passwordHash, password)) ? user : null;
   }
 
-  return { findById, findMany, findByEmail, create, update, remove, listIds, verifyPassword };
+  return { findById, findMany, findByEmail, create, update, endLogins, remove, listIds, verifyPassword };
 }
 
 export type UserRepository = ReturnType<typeof createUserRepository>;

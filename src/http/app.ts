@@ -23,7 +23,7 @@ import { browserRateLimit, oauthRateLimit, rateLimitDepsOf } from './koa-rate-li
 import { clientCredentialsFastPath } from '../oidc/client-credentials-fast-path.ts';
 import { introspectionFastPath } from '../oidc/introspection-fast-path.ts';
 import { routesBySegment } from './route-dispatch.ts';
-import { providerStoreOutage, unsavedSessionGuard } from '../oidc/provider-edge.ts';
+import { providerStoreOutage, staleSignInGuard, unsavedSessionGuard } from '../oidc/provider-edge.ts';
 import { SERVICE_ACCOUNT_TOKEN_PATH } from '../oidc/service-account-tokens.ts';
 
 export interface App {
@@ -72,6 +72,7 @@ export function createApp(deps: Deps): App {
   koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
   koa.use(providerStoreOutage());
   koa.use(unsavedSessionGuard());
+  koa.use(staleSignInGuard(deps, providers.current));
   if (deps.config.tokenFastPath) {
     koa.use(clientCredentialsFastPath(deps, providers.current));
     koa.use(introspectionFastPath(deps, providers.current));

@@ -14,8 +14,16 @@ export function createPendingMfa(deps: { store: Store; secrets: ServerSecrets })
   const { store, secrets } = deps;
   const key = (uid: string) => `interaction-mfa:${secrets.keyedHash(HASH_PURPOSE, uid)}`;
   return {
-    start: async (uid: string, userId: string): Promise<void> => { await store.set(key(uid), userId, { ttlMs: PENDING_TTL_MS }); },
-    userOf: (uid: string): Promise<string | null> => store.get(key(uid)),
+    /** `checkedAtS`: when the password was checked (epoch seconds), the sign-in's time. */
+    start: async (uid: string, userId: string, checkedAtS: number): Promise<void> => {
+      await store.set(key(uid), JSON.stringify({ userId, checkedAtS }), { ttlMs: PENDING_TTL_MS });
+    },
+    pendingOf: async (uid: string): Promise<{ userId: string; checkedAtS: number } | null> => {
+      const raw = await store.get(key(uid));
+      if (!raw) return null;
+      // Written before the time was kept: a bare user id, as old as can be.
+      return raw.startsWith('{') ? (JSON.parse(raw) as { userId: string; checkedAtS: number }) : { userId: raw, checkedAtS: 0 };
+    },
     end: (uid: string): Promise<void> => store.del([key(uid)]),
   };
 }

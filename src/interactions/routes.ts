@@ -14,6 +14,8 @@ import { requestFacts } from '../http/request-facts.ts';
 import { createCsrf } from './csrf.ts';
 import { createPendingMfa } from './pending-mfa.ts';
 import { unlessLocked } from './locked-page.ts';
+import { epochSeconds } from '../clock.ts';
+import { loginEndedSince } from '../domain/users.ts';
 
 const GENERIC_LOGIN_ERROR = 'Invalid email or password.';
 const WRONG_CODE_ERROR = 'That code is not valid. Try again.';
@@ -105,7 +107,7 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
   router.get('/:uid', async (ctx) => {
     const interaction = await details(ctx);
     // Back on the page after a right password: the code step is still waiting.
-    if (interaction.prompt.name === 'login' && (await pendingMfa.userOf(interaction.uid))) return renderMfa(ctx, interaction);
+    if (interaction.prompt.name === 'login' && (await pendingMfa.pendingOf(interaction.uid))) return renderMfa(ctx, interaction);
     await renderPrompt(ctx, interaction);
   });
 
@@ -121,6 +123,8 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
       await renderPrompt(ctx, interaction, GENERIC_LOGIN_ERROR, email);
       return;
     }
+    // The sign-in's time (auth_time) is when its password was checked: a reset after that ends it.
+    const checkedAtS = epochSeconds(deps.clock);
     // The same checks, lockout and audit as POST /v1/auth/login.
     const checked = await unlessLocked(ctx,
       () => deps.login.checkPassword(email, password, requestFacts(ctx), 'page'),
@@ -132,20 +136,20 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
       return;
     }
     if (checked.mfaRequired) {
-      await pendingMfa.start(interaction.uid, checked.user.id);
+      await pendingMfa.start(interaction.uid, checked.user.id, checkedAtS);
       await renderMfa(ctx, interaction);
       return;
     }
-    await finish(ctx, { login: { accountId: checked.user.id, amr: ['pwd'] } }, false);
+    await finish(ctx, { login: { accountId: checked.user.id, amr: ['pwd'], ts: checkedAtS } }, false);
   });
 
   router.post('/:uid/mfa', parseBody(), async (ctx) => {
     const interaction = await details(ctx);
     if (interaction.prompt.name !== 'login') throw new AppError('FORBIDDEN');
     if (!requireCsrf(ctx, interaction.uid)) return;
-    const userId = await pendingMfa.userOf(interaction.uid);
-    const user = userId ? await users.findById(userId) : null;
-    if (!user || user.disabled) {
+    const pending = await pendingMfa.pendingOf(interaction.uid);
+    const user = pending ? await users.findById(pending.userId) : null;
+    if (!pending || !user || user.disabled || loginEndedSince(user, pending.checkedAtS)) {
       // No password step (or it expired): start again from the password.
       ctx.status = 401;
       await renderPrompt(ctx, interaction, 'Sign in again to continue.');
@@ -163,7 +167,7 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
       return;
     }
     await pendingMfa.end(interaction.uid);
-    await finish(ctx, { login: { accountId: user.id, amr } }, false);
+    await finish(ctx, { login: { accountId: user.id, amr, ts: pending.checkedAtS || epochSeconds(deps.clock) } }, false);
   });
 
   router.post('/:uid/confirm', parseBody(), async (ctx) => {

@@ -140,7 +140,10 @@ export function createFirstPartyTokens(
     return { token, refreshToken, expiresIn: accessTokenTtl, tokenType: 'Bearer', grantId: family.grantId, refreshExpiresAt: family.exp };
   }
 
-  /** A new login for a user who has just signed in: a grant, a refresh token and an access token. */
+  /**
+   * A new login for a user who has just signed in: a grant, a refresh token and an access
+   * token. `user` is the account as its password was checked.
+   */
   async function issue(user: User, amr: string[]): Promise<IssuedTokens> {
     const p = provider();
     const client = await firstPartyClient(p);
@@ -154,8 +157,15 @@ export function createFirstPartyTokens(
     // Rotation never extends a login: the grant and every refresh token end together.
     grant.exp = now + refreshTokenTtl;
     const grantId = await grant.save();
-
-    return mint(p, client, { accountId: user.id, grantId, scope, amr, authTime: now, iiat: now, rotations: 0, exp: grant.exp });
+    // Read again now that the grant is saved: disabled, or every login ended (a password
+    // reset, "revoke sessions") since the password was checked, and the sweep may have
+    // missed this grant, so it goes now. The same read gives the token its scopes.
+    const owner = await users.findById(user.id);
+    if (!owner || owner.disabled || owner.loginsEndedAt !== user.loginsEndedAt) {
+      await revokeGrant(store, grantId);
+      throw new AppError('AUTH_FAILED');
+    }
+    return mint(p, client, { accountId: user.id, grantId, scope, amr, authTime: now, iiat: now, rotations: 0, exp: grant.exp }, owner);
   }
 
   /** The CSRF token cookie-mode clients send with a refresh: bound to the login, unforgeable. */

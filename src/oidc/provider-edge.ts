@@ -1,6 +1,8 @@
 import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Metrics } from '../metrics.ts';
+import { epochSeconds, type Clock } from '../clock.ts';
+import { loginEndedSince, type UserRepository } from '../domain/users.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { AppError } from '../errors/app-error.ts';
 import { renderMessage } from '../../views/message.ts';
@@ -78,5 +80,36 @@ export function unsavedSessionGuard(): Middleware {
         `Request id: ${String(ctx.state.requestId ?? '')}`,
       ]);
     }
+  };
+}
+
+/** Where the provider resumes an authorization once an interaction has its result. */
+const RESUME_PATH = /^\/oauth\/authorize\/([\w-]{1,128})\/?$/i;
+
+/**
+ * A sign-in the pages finished (the password, and the code with MFA on) becomes a login
+ * only when the browser comes back to resume the authorization, which may be much later.
+ * If by then the user is disabled or deleted, or every login of theirs was ended after the
+ * password was checked (a password reset, "revoke sessions"), the sign-in is dropped from
+ * the interaction's result: the provider then asks to sign in again, as for any
+ * authorization without a login.
+ */
+export function staleSignInGuard(deps: { users: Pick<UserRepository, 'findById'>; clock: Clock }, provider: () => Provider): Middleware {
+  return async (ctx, next) => {
+    const uid = ctx.method === 'GET' || ctx.method === 'POST' ? RESUME_PATH.exec(ctx.path)?.[1] : undefined;
+    if (uid) {
+      const interaction = await provider().Interaction.find(uid);
+      const login = interaction?.result?.login as { accountId?: string; ts?: number } | undefined;
+      if (interaction && login?.accountId) {
+        const user = await deps.users.findById(login.accountId);
+        if (!user || user.disabled || (typeof login.ts === 'number' && loginEndedSince(user, login.ts))) {
+          const { login: _dropped, ...rest } = interaction.result!;
+          interaction.result = rest;
+          // The provider set exp by its own clock; a minute more at most is harmless.
+          await interaction.save(Math.max(60, (interaction.exp ?? 0) - epochSeconds(deps.clock)));
+        }
+      }
+    }
+    await next();
   };
 }

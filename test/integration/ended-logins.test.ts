@@ -4,6 +4,10 @@ import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import { createAdapterFactory } from '../../src/oidc/adapter.ts';
 import { createAccountSessions, grantKey, revokeGrant } from '../../src/oidc/account-sessions.ts';
+import { createFirstPartyTokens } from '../../src/oidc/first-party-tokens.ts';
+import { createAdminServices } from '../../src/admin-services.ts';
+import { cliActor } from '../../src/domain/admin-actor.ts';
+import { CookieJar, follow, formFields, request } from '../support/form-login.ts';
 
 // A request that loaded a login record before it was ended may save that copy again as it
 // finishes: oidc-provider saves the browser session at the end of every request, and consent
@@ -65,5 +69,65 @@ describe.each(['memory', 'redis'] as const)('an ended login stays ended when a c
     expect(await new Adapter('Grant').find(grantId)).toMatchObject({ accountId });
     expect(await new Adapter('Session').find(sessionId)).toMatchObject({ accountId });
     expect(await createAccountSessions({ store: server.deps.store }).revokeAll(accountId)).toEqual({ grants: 1, sessions: 1 });
+  });
+});
+
+// A sign-in that is past its password check when every login of the user is ended (a
+// password reset, "revoke sessions", a disable) must not complete into a new login.
+describe('a sign-in in progress when the user\'s logins are ended', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server?.close());
+
+  const newUser = () => server.deps.users.create({ email: `ended-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Old-Password-123!', scopes: ['cmdb.read'] });
+
+  it('the sign-in pages: a password checked before a reset resumes into a new sign-in, not a code', async () => {
+    const user = await newUser();
+    const jar = new CookieJar();
+    const authorize = new URL(`${server.url}/oauth/authorize`);
+    authorize.search = new URLSearchParams({
+      client_id: server.demoClient.client_id, response_type: 'code', scope: 'openid cmdb.read', redirect_uri: server.demoClient.redirect_uri,
+      state: 's', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    }).toString();
+    const loginPage = (await follow(jar, authorize.toString(), server.url)).page!;
+    const form = formFields(loginPage.html, '/login')!;
+    // The password is right; the browser holds the redirect that would resume the authorization.
+    const posted = await request(jar, new URL(form.action, loginPage.url).toString(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.fields, email: user.email, password: 'Old-Password-123!' }),
+    });
+    expect(posted.status).toBe(303);
+
+    // Meanwhile an admin resets the password (one second later: the sign-in's own second still counts).
+    server.clock.advance(1_000);
+    await createAdminServices(server.deps).userAdmin.resetPassword(user.id, { password: 'New-Password-456!' }, cliActor(['admin.users']));
+
+    const resumed = await follow(jar, new URL(posted.headers.get('location')!, loginPage.url).toString(), server.url);
+    expect(resumed.final.startsWith(server.demoClient.redirect_uri), 'no code for the old password').toBe(false);
+    expect(resumed.page?.html, 'asked to sign in again').toContain('/login"');
+  });
+
+  it('POST /v1/auth/login: a login whose password was checked before "revoke sessions" gets no tokens, and leaves no login behind', async () => {
+    const user = await newUser();
+    const tokens = createFirstPartyTokens(server.deps, server.running.app.providers.current);
+    // The account as the password check read it; then the logins end, then the tokens are asked for.
+    const checked = (await server.deps.users.findById(user.id))!;
+    await createAdminServices(server.deps).userAdmin.revokeSessions(user.id, cliActor(['admin.users']));
+    await expect(tokens.issue(checked, ['pwd'])).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+    const listed = await server.deps.store.setMembers(`user-grants:${user.id}`);
+    expect(await server.deps.store.getMany(listed.map(grantKey)), 'no grant left').toEqual(listed.map(() => null));
+
+    // Disabled while the login ran: no tokens either.
+    const before = (await server.deps.users.findById(user.id))!;
+    await server.deps.users.update(user.id, (u) => ({ ...u, disabled: true }));
+    await expect(tokens.issue(before, ['pwd'])).rejects.toMatchObject({ code: 'AUTH_FAILED' });
+
+    // A login that starts after all that, with the account enabled, works.
+    await server.deps.users.update(user.id, (u) => ({ ...u, disabled: false }));
+    const fresh = (await server.deps.users.findById(user.id))!;
+    expect((await tokens.issue(fresh, ['pwd'])).token).toMatch(/^ey/);
   });
 });
