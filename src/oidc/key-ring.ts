@@ -5,14 +5,18 @@ import { publicJwk, type SigningKeySet, type SigningKeyStore } from '../domain/s
 
 /**
  * This instance's view of the shared signing keys. It re-reads the store every few
- * seconds (and at once on an unknown kid, at most once a second) so a rotation made
- * anywhere reaches every instance without a restart.
+ * seconds (and at once on an unknown kid, starting at most one such read a second) so a
+ * rotation made anywhere reaches every instance without a restart.
  */
 export function createKeyRing(deps: { keys: SigningKeyStore; logger: Logger; refreshSeconds: number; now: () => number }) {
   const { keys, logger, refreshSeconds, now } = deps;
   let current: SigningKeySet = { version: 0, keys: [] };
   let imported = new Map<string, KeyObject | null>();
   let lastUnknownKidReload = 0;
+  // The read an unknown kid started: every unknown kid that comes while it runs waits for
+  // it, so a burst of tokens signed with a new key (or a stranger's made-up kid just
+  // before them) does not leave the later ones refused.
+  let unknownKidReload: Promise<unknown> | undefined;
   let timer: NodeJS.Timeout | undefined;
   const listeners: ((set: SigningKeySet) => void)[] = [];
 
@@ -35,10 +39,15 @@ export function createKeyRing(deps: { keys: SigningKeyStore; logger: Logger; ref
   async function verificationKey(kid: string | undefined): Promise<KeyObject | null> {
     if (!kid) return null;
     let entry = current.keys.find((k) => k.jwk.kid === kid);
-    if (!entry && now() - lastUnknownKidReload > 1000) {
-      lastUnknownKidReload = now();
-      await refresh().catch(() => undefined);
-      entry = current.keys.find((k) => k.jwk.kid === kid);
+    if (!entry) {
+      if (!unknownKidReload && now() - lastUnknownKidReload > 1000) {
+        lastUnknownKidReload = now();
+        unknownKidReload = refresh().catch(() => undefined).finally(() => { unknownKidReload = undefined; });
+      }
+      if (unknownKidReload) {
+        await unknownKidReload;
+        entry = current.keys.find((k) => k.jwk.kid === kid);
+      }
     }
     if (!entry || (entry.retireAt !== undefined && entry.retireAt <= now())) return null;
     let key = imported.get(kid);
