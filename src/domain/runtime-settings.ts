@@ -179,10 +179,14 @@ export interface SettingsSnapshot {
   updatedBy?: string;
 }
 
+/** Where a change of the runtime settings is announced to every instance. */
+const SETTINGS_CHANGED = 'settings-changed';
+
 /**
  * The runtime policy shared by every instance on one store. `current()` is a synchronous
- * read of a cached copy; a read older than `refreshMs` starts a background reload, so a
- * change made on any instance reaches every other within a few seconds, without restart.
+ * read of a cached copy. A change is announced on the store (pub/sub): every instance
+ * reloads as the message arrives (milliseconds), and again whenever its subscription comes
+ * back after a loss. Besides, a read older than `refreshMs` starts a background reload.
  */
 export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger: Logger; config: Config; refreshMs: number }) {
   const { store, clock, logger, config, refreshMs } = deps;
@@ -190,6 +194,15 @@ export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger
   let snapshot: SettingsSnapshot = { settings: defaults, overrides: {}, version: 0 };
   let loadedAt = Number.NEGATIVE_INFINITY;
   let loading: Promise<SettingsSnapshot> | undefined;
+  const warnReloadFailed = (err: Error) => logger.warn({ err: err.message }, 'runtime settings reload failed; keeping the last known values');
+  // A load already running may have read the store before the change: reload after it.
+  const reloadAfterChange = () => {
+    const running = loading;
+    (running ? running.catch(() => undefined).then(() => refresh()) : refresh()).catch(warnReloadFailed);
+  };
+  store.subscribe(SETTINGS_CHANGED, reloadAfterChange, (live) => {
+    if (live) reloadAfterChange();
+  });
 
   function fromStored(stored: StoredOverrides | null): SettingsSnapshot {
     if (!stored) return { settings: defaults, overrides: {}, version: 0 };
@@ -224,7 +237,7 @@ export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger
 
   function current(): RuntimePolicy {
     if (clock.now() - loadedAt >= refreshMs && !loading) {
-      refresh().catch((err: Error) => logger.warn({ err: err.message }, 'runtime settings reload failed; keeping the last known values'));
+      refresh().catch(warnReloadFailed);
     }
     return snapshot.settings;
   }
@@ -250,6 +263,8 @@ export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger
     });
     snapshot = fromStored(stored);
     loadedAt = clock.now();
+    // Stored already: an announcement that fails leaves the others to their periodic reload.
+    await store.publish(SETTINGS_CHANGED, String(stored.version)).catch((err: Error) => logger.warn({ err: err.message }, 'runtime settings change not announced; other instances pick it up on their next reload'));
     return { before, after: snapshot };
   }
 

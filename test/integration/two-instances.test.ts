@@ -12,7 +12,8 @@ describe('two server instances on one Redis behave as one server', () => {
     const prefix = `two${randomAlphanumeric(6)}:`;
     a = await startTestServer({ prefix });
     // Same store, same issuer: the second instance takes the first's address as its public URL.
-    b = await startTestServer({ prefix, config: { publicUrl: a.url } });
+    // B reloads the runtime settings by itself only hourly: a change reaches it by announcement.
+    b = await startTestServer({ prefix, config: { publicUrl: a.url, settingsRefreshSeconds: 3600 } });
   });
   afterAll(async () => {
     await b?.close();
@@ -89,5 +90,14 @@ describe('two server instances on one Redis behave as one server', () => {
     await b.deps.apiKeys.revoke(user.id, view.id);
     expect(await verifyAtA(key)).toBe(401);
     expect(await verifyAtA(key)).toBe(401);
+  });
+
+  it('a runtime settings change reaches the other instance as it is announced, not at its next reload', async () => {
+    // B's periodic reload is an hour away: only the announcement can tell it.
+    const before = b.deps.settings.current().apiKeys.allowQueryParam;
+    await a.deps.settings.update({ apiKeys: { allowQueryParam: !before } }, 'admin-a');
+    await expect.poll(() => b.deps.settings.current().apiKeys.allowQueryParam, { timeout: 5000 }).toBe(!before);
+    await a.deps.settings.update({ apiKeys: { allowQueryParam: before } }, 'admin-a');
+    await expect.poll(() => b.deps.settings.current().apiKeys.allowQueryParam, { timeout: 5000 }).toBe(before);
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createManualClock } from '../../src/clock.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -41,8 +41,19 @@ describe('runtime settings', () => {
     expect(settings.snapshot().updatedBy).toBe('usr_admin');
   });
 
-  it('a change made by one instance reaches another after the refresh interval', async () => {
-    const { make, clock } = setup();
+  it('a change made by one instance reaches another as it is announced', async () => {
+    const { make } = setup();
+    const a = make();
+    const b = make();
+    await Promise.all([a.refresh(), b.refresh()]);
+    await a.update({ lockout: { maxFailures: 3 } }, 'usr_x');
+    await vi.waitFor(() => expect(b.current().lockout.maxFailures).toBe(3));
+  });
+
+  it('without the announcement (lost), a change reaches another instance after the refresh interval', async () => {
+    const { store, clock, config } = setup();
+    const silent = { ...store, publish: async () => {} };
+    const make = () => createRuntimeSettings({ store: silent, clock, logger: createLogger('silent'), config, refreshMs: 3000 });
     const a = make();
     const b = make();
     await Promise.all([a.refresh(), b.refresh()]);
