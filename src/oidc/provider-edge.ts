@@ -92,13 +92,29 @@ const RESUME_PATH = /^\/oauth\/authorize\/([\w-]{1,128})\/?$/i;
  * If by then the user is disabled or deleted, or every login of theirs was ended after the
  * password was checked (a password reset, "revoke sessions"), the sign-in is dropped from
  * the interaction's result: the provider then asks to sign in again, as for any
- * authorization without a login.
+ * authorization without a login. If the client is gone or no longer lists the request's
+ * redirect_uri (an admin removed it meanwhile), the authorization ends here with an error
+ * page: the provider checked the URI when the request came in, not when it resumes.
  */
 export function staleSignInGuard(deps: { users: Pick<UserRepository, 'findById'>; clock: Clock }, provider: () => Provider): Middleware {
   return async (ctx, next) => {
     const uid = ctx.method === 'GET' || ctx.method === 'POST' ? RESUME_PATH.exec(ctx.path)?.[1] : undefined;
     if (uid) {
       const interaction = await provider().Interaction.find(uid);
+      const params = interaction?.params as { client_id?: unknown; redirect_uri?: unknown } | undefined;
+      if (params && typeof params.client_id === 'string' && typeof params.redirect_uri === 'string') {
+        const client = await provider().Client.find(params.client_id);
+        if (!client || !client.redirectUriAllowed(params.redirect_uri)) {
+          await interaction!.destroy();
+          ctx.status = 400;
+          ctx.type = 'html';
+          ctx.body = renderMessage('This sign-in can no longer finish', [
+            'The application changed its settings while you were signing in. Go back to it and start again.',
+            `Request id: ${String(ctx.state.requestId ?? '')}`,
+          ]);
+          return;
+        }
+      }
       const login = interaction?.result?.login as { accountId?: string; ts?: number } | undefined;
       if (interaction && login?.accountId) {
         const user = await deps.users.findById(login.accountId);

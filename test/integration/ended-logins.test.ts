@@ -110,6 +110,35 @@ describe('a sign-in in progress when the user\'s logins are ended', () => {
     expect(resumed.page?.html, 'asked to sign in again').toContain('/login"');
   });
 
+  it('the sign-in pages: a redirect_uri the client stopped listing while the user signed in gets no code', async () => {
+    const user = await newUser();
+    const jar = new CookieJar();
+    const authorize = new URL(`${server.url}/oauth/authorize`);
+    authorize.search = new URLSearchParams({
+      client_id: server.demoClient.client_id, response_type: 'code', scope: 'openid cmdb.read', redirect_uri: server.demoClient.redirect_uri,
+      state: 's', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    }).toString();
+    const loginPage = (await follow(jar, authorize.toString(), server.url)).page!;
+    const form = formFields(loginPage.html, '/login')!;
+    const posted = await request(jar, new URL(form.action, loginPage.url).toString(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.fields, email: user.email, password: 'Old-Password-123!' }),
+    });
+    expect(posted.status).toBe(303);
+
+    // Meanwhile an admin replaces the client's redirect URI (the old one leaked, say).
+    await server.deps.clients.update(server.demoClient.client_id, async (client) => ({ metadata: { ...client, redirect_uris: ['https://elsewhere.example.test/cb'] } }));
+    try {
+      const resumed = await follow(jar, new URL(posted.headers.get('location')!, loginPage.url).toString(), server.url);
+      expect(resumed.final.startsWith(server.demoClient.redirect_uri), 'no code for the removed URI').toBe(false);
+      expect(resumed.page?.status).toBe(400);
+      expect(resumed.page?.html).toContain('can no longer finish');
+    } finally {
+      await server.deps.clients.update(server.demoClient.client_id, async (client) => ({ metadata: { ...client, redirect_uris: [server.demoClient.redirect_uri] } }));
+    }
+  });
+
   it('POST /v1/auth/login: a login whose password was checked before "revoke sessions" gets no tokens, and leaves no login behind', async () => {
     const user = await newUser();
     const tokens = createFirstPartyTokens(server.deps, server.running.app.providers.current);
