@@ -48,6 +48,15 @@ for (const storeKind of ['redis', 'memory'] as const) describe(`API keys: lifecy
   });
   afterAll(() => server?.close());
 
+  it('a rotated key still in its grace period is revoked at once; its successor goes on', async () => {
+    const created = (await createKey(aliceToken, { name: `grace-${storeKind}`, scopes: ['cmdb.read'] })).body!;
+    const successor = (await call('POST', `/v1/auth/api-keys/${created.id}/rotate`, { token: aliceToken })).body!;
+    expect((await verify(created.apiKey)).status).toBe(200);
+    expect((await call('DELETE', `/v1/auth/api-keys/${created.id}`, { token: aliceToken })).status).toBe(204);
+    expectInvalidToken(await verify(created.apiKey));
+    expect((await verify(successor.apiKey)).status).toBe(200);
+  });
+
   it('create → use (header and query) → list shows last use → rotate with grace → revoke', async () => {
     // The guide's "Generating API Keys" request, as written.
     const response = await fetch(`${server.url}/v1/auth/api-keys`, {
