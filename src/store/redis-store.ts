@@ -51,6 +51,10 @@ if stored and stored >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
+/** How often the subscription's connection is asked whether it still answers, and how long it has to. */
+const SUBSCRIBER_PING_EVERY_MS = 5_000;
+const SUBSCRIBER_PING_TIMEOUT_MS = 3_000;
+
 export interface RedisStoreOptions {
   url: string;
   prefix: string;
@@ -145,6 +149,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   // made on the first subscribe. ioredis subscribes again by itself after a reconnect.
   const channels = new Map<string, { onMessage: (message: string) => void; onLive: (live: boolean) => void }[]>();
   let subscriber: Client | undefined;
+  let subscriberHeartbeat: NodeJS.Timeout | undefined;
   const channelName = (channel: string) => `${options.prefix}${channel}`;
   const everyListener = () => [...channels.values()].flat();
   function startSubscriber(): Client {
@@ -161,6 +166,23 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     connection.on('close', lost);
     connection.on('error', lost);
     connection.connect().catch(lost);
+    // A connection that died without closing (a peer gone, a firewall or NAT that dropped
+    // it) hears no message and says nothing: a PING every few seconds finds it out, and the
+    // connection is made again, its listeners told meanwhile that they are not live. (On a
+    // Cluster the subscription lives on a node connection of its own, which a PING does not
+    // reach: there the node's own close and error events are the signal.)
+    if (!options.cluster) {
+      subscriberHeartbeat = setInterval(() => {
+        if (connection.status !== 'ready') return;
+        const deadline = setTimeout(() => {
+          lost();
+          connection.disconnect(true);
+        }, SUBSCRIBER_PING_TIMEOUT_MS);
+        deadline.unref();
+        connection.ping().then(() => clearTimeout(deadline), () => clearTimeout(deadline));
+      }, SUBSCRIBER_PING_EVERY_MS);
+      subscriberHeartbeat.unref();
+    }
     return connection;
   }
 
@@ -252,6 +274,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     },
     ping: () => guard(async () => { await client.ping(); }),
     close: async () => {
+      if (subscriberHeartbeat) clearInterval(subscriberHeartbeat);
       subscriber?.disconnect();
       client.disconnect();
     },

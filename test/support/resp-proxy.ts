@@ -31,6 +31,12 @@ export interface RespProxy {
   /** Disarms a failNext that never fired. */
   disarm(): void;
   /**
+   * Freezes, from now on, every open connection that has sent a command named `command`
+   * (lower-case), leaving it open: it goes silent both ways, as a connection whose peer
+   * vanished does. Returns how many it froze.
+   */
+  freezeConnectionsThatSent(command: string): number;
+  /**
    * The commands each client sent, one entry per chunk received (one write of a pipelined
    * client, on loopback), since the last call; a command's arguments, name lower-cased first.
    */
@@ -73,6 +79,8 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
   let failing: { match: (args: string[]) => boolean; fired: (args: string[]) => void } | undefined;
   const sockets = new Set<net.Socket>();
   let batches: string[][][] = [];
+  // Per open connection: the command names it has sent, and how to freeze it.
+  const connections = new Set<{ sent: Set<string>; freeze: () => void }>();
 
   const server = net.createServer((client) => {
     const redis = net.connect(upstream);
@@ -80,11 +88,14 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
     sockets.add(redis);
     let frozen = false;
     let pending = Buffer.alloc(0);
+    const connection = { sent: new Set<string>(), freeze: () => { frozen = true; } };
+    connections.add(connection);
     const end = () => {
       client.destroy();
       redis.destroy();
       sockets.delete(client);
       sockets.delete(redis);
+      connections.delete(connection);
     };
     client.on('error', end);
     redis.on('error', end);
@@ -103,6 +114,7 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
         const command = parseCommand(pending, offset);
         if (!command) break;
         batch.push(command.args);
+        connection.sent.add(command.args[0]);
         const bytes = pending.subarray(offset, command.end);
         offset = command.end;
         const fail = failing && failing.match(command.args) ? failing : undefined;
@@ -154,6 +166,11 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
     },
     disarm() {
       failing = undefined;
+    },
+    freezeConnectionsThatSent(command) {
+      const chosen = [...connections].filter((c) => c.sent.has(command));
+      for (const c of chosen) c.freeze();
+      return chosen.length;
     },
     takeBatches() {
       const taken = batches.filter((batch) => batch.length > 0);
