@@ -88,6 +88,15 @@ export const LIMITED_OAUTH_PATHS = new Set(['/oauth/token', '/oauth/introspect',
 
 const CLIENT_ID = /^[\w.:@~-]{1,128}$/;
 
+/**
+ * Whether the provider authenticated the request's client: it keeps the client once it has
+ * looked it up, before checking its secret, so a failed check (invalid_client) is told by
+ * the answer.
+ */
+const clientAuthenticated = (ctx: Context): boolean =>
+  Boolean((ctx as { oidc?: { entities?: { Client?: unknown } } }).oidc?.entities?.Client)
+  && !(ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client');
+
 /** The client_id of HTTP Basic client authentication (RFC 6749 §2.3.1: form-urlencoded, then base64). */
 export function basicClientId(authorization: string): string | undefined {
   const m = /^Basic ([A-Za-z0-9+/]+={0,2})$/i.exec(authorization.trim());
@@ -108,8 +117,10 @@ export function basicClientId(authorization: string): string | undefined {
  * authorization), ahead of the provider, which alone reads the body:
  * - a client authenticating with HTTP Basic counts against its client_id, but only once it
  *   has authenticated. Before the provider runs, one store call looks (without counting)
- *   at the client's bucket and its IP's; a request the client makes is counted once the
- *   provider has answered it, a failed client authentication is counted against the IP.
+ *   at the client's bucket and its IP's; once the provider has answered, the request is
+ *   counted against the client if the client authenticated (a success, or an error after
+ *   its authentication), and against the IP otherwise (a wrong secret, or a request refused
+ *   before any authentication, such as a body of the wrong type).
  *   So someone who knows a client_id but not its secret cannot use up, or even hold for a
  *   moment, any of that client's quota, and guessing secrets is limited per IP. Requests a
  *   client sends at the same moment may pass its limit by as many as are in flight.
@@ -134,10 +145,10 @@ export function oauthRateLimit(deps: RateLimitDeps): Middleware {
     // What this request leaves, once it is counted.
     setHeaders(ctx, deps, { ...clientRoom, state: { ...clientRoom.state, remaining: Math.max(0, clientRoom.state.remaining - 1) } });
     await next();
-    const failedClientAuth = ctx.status === 401 && (ctx.body as { error?: string } | undefined)?.error === 'invalid_client';
+    const authenticated = ctx.status < 400 || clientAuthenticated(ctx);
     // The answer is already made; a counter store that failed since the check must not spoil it.
-    const counting = deps.rateLimiter.apply([failedClientAuth ? { ...ip, op: 'consume' } : { ...client, op: 'consume' }]).catch(() => []);
-    if (!failedClientAuth) return; // the client's count needs no answer: the token goes out at once
+    const counting = deps.rateLimiter.apply([authenticated ? { ...client, op: 'consume' } : { ...ip, op: 'consume' }]).catch(() => []);
+    if (authenticated) return; // the client's count needs no answer: the token goes out at once
     const [ipOutcome] = await counting;
     if (ipOutcome) setHeaders(ctx, deps, ipOutcome);
   };

@@ -322,6 +322,13 @@ describe('a flood of wrong secrets for a known client_id', () => {
     const statuses = flood.map((res) => res.status);
     // Every guess is judged as a guess (none is refused for the client's limit).
     expect(statuses.every((status) => status === 401), statuses.join(',')).toBe(true);
+    // Nor do requests refused before any client authentication (a JSON body) count against it.
+    const early = await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${server.url}/oauth/token`, {
+      method: 'POST',
+      headers: { authorization: basic(server.demoClient.client_id, 'wrong-secret'), 'content-type': 'application/json', 'x-forwarded-for': `203.0.114.${i + 1}` },
+      body: '{}',
+    })));
+    expect(early.map((res) => res.status).every((status) => status === 400)).toBe(true);
     // The client, from its own host, has its whole quota.
     for (let i = 0; i < 5; i++) {
       const res = await tokenRequest(server, undefined, { 'x-forwarded-for': '198.51.100.10' });

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import Koa from 'koa';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -136,7 +136,12 @@ describe('the OAuth back-channel rate limit in store round trips', () => {
   const limits = { perHour: 100, burst: 50, burstSeconds: 60 };
   const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
-  /** oauthRateLimit in front of a stand-in provider that accepts one secret; the store counts its calls. */
+  /**
+   * oauthRateLimit in front of a stand-in provider that accepts one secret (and keeps the
+   * client it authenticated, as oidc-provider does); the store counts its calls. The body
+   * says what the stand-in answers: `grant` a grant error after authentication, `early` a
+   * refusal before any authentication.
+   */
   async function serve(kind: 'memory' | 'redis') {
     const clock = createManualClock();
     const base = kind === 'memory' ? createMemoryStore(clock) : await redisStore();
@@ -146,14 +151,22 @@ describe('the OAuth back-channel rate limit in store round trips', () => {
     const app = new Koa();
     app.use(oauthRateLimit({ rateLimiter, metrics: createMetrics({ defaultMetrics: false }), limits: () => limits }));
     app.use(async (ctx) => {
+      const kindOf = await new Promise<string>((resolve) => { let b = ''; ctx.req.on('data', (c) => { b += c; }); ctx.req.on('end', () => resolve(b)); });
+      if (kindOf === 'early') {
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request' };
+        return;
+      }
+      // oidc-provider keeps the client once it has found it, before it checks the secret.
+      (ctx as unknown as { oidc: unknown }).oidc = { entities: { Client: { clientId: 'etl' } } };
       const ok = ctx.get('authorization') === basic('etl', 'right');
-      ctx.status = ok ? 200 : 401;
-      ctx.body = ok ? { access_token: 'x' } : { error: 'invalid_client' };
+      ctx.status = !ok ? 401 : kindOf === 'grant' ? 400 : 200;
+      ctx.body = !ok ? { error: 'invalid_client' } : kindOf === 'grant' ? { error: 'invalid_grant' } : { access_token: 'x' };
     });
     const server = app.listen(0);
     await once(server, 'listening');
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/token`;
-    const post = (secret: string) => fetch(url, { method: 'POST', headers: { authorization: basic('etl', secret) } });
+    const post = (secret: string, body = '') => fetch(url, { method: 'POST', headers: { authorization: basic('etl', secret) }, body });
     const counts = async () => {
       const [client, ip] = await base.countWindows([
         { key: 'rl:{oauth_client:etl}:hour', windowMs: 3_600_000, delta: 0 },
@@ -164,19 +177,26 @@ describe('the OAuth back-channel rate limit in store round trips', () => {
     return { post, counts, calls, close: () => server.close() };
   }
 
-  it.each(['memory', 'redis'] as const)('a successful request costs one store call, a failed client authentication two, and is charged to the IP alone (%s)', async (kind) => {
+  it.each(['memory', 'redis'] as const)('two store calls a request (a look, then the count); the client pays only once it authenticated, the IP for the rest (%s)', async (kind) => {
     const s = await serve(kind);
     try {
       const ok = await s.post('right');
       expect(ok.status).toBe(200);
       expect(ok.headers.get('x-ratelimit-remaining')).toBe('99');
-      expect(s.calls.n).toBe(1);
-      expect(await s.counts()).toEqual({ client: 1, ip: 0 });
+      // The count follows the answer.
+      await vi.waitFor(async () => expect(await s.counts()).toEqual({ client: 1, ip: 0 }));
+      expect(s.calls.n).toBe(2);
 
       const bad = await s.post('wrong');
       expect(bad.status).toBe(401);
-      expect(s.calls.n).toBe(3);
       expect(await s.counts()).toEqual({ client: 1, ip: 1 });
+      expect(s.calls.n).toBe(4);
+
+      // A grant error after the client authenticated is the client's; a refusal before any authentication is the IP's.
+      expect((await s.post('right', 'grant')).status).toBe(400);
+      await vi.waitFor(async () => expect(await s.counts()).toEqual({ client: 2, ip: 1 }));
+      expect((await s.post('wrong', 'early')).status).toBe(400);
+      expect(await s.counts()).toEqual({ client: 2, ip: 2 });
     } finally {
       s.close();
     }
