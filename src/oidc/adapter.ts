@@ -19,8 +19,12 @@ const SECRET_ID_MODELS = new Set([
   'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest', 'Session', 'Interaction',
   'RegistrationAccessToken', 'InitialAccessToken',
 ]);
-/** Models the provider marks used (`consume`): single-use codes and rotated refresh tokens. */
-const CONSUMABLE_MODELS = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+/**
+ * Models the provider marks used (`consume`): single-use codes, rotated refresh tokens and
+ * pushed authorization requests (RFC 9126 §4: a request_uri is good once; a used one is
+ * refused when it comes back, before anyone signs in).
+ */
+const CONSUMABLE_MODELS = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PushedAuthorizationRequest']);
 const consumedKey = (key: string) => `${key}:consumed`;
 /** Login records: once ended (logout, revocation), a save of a copy loaded before must not bring them back. */
 const LOGIN_MODELS = new Set(['Session', 'Grant']);

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
-import { CookieJar, follow, submit } from '../support/form-login.ts';
+import { CookieJar, follow, signInThroughForms, submit } from '../support/form-login.ts';
 
 describe('provider features, config clients and request logs', () => {
   let server: TestServer;
@@ -52,9 +52,17 @@ describe('provider features, config clients and request logs', () => {
     expect(res.status).toBe(201);
     const body = await res.json() as { request_uri: string; expires_in: number };
     expect(body.request_uri).toMatch(/^urn:ietf:params:oauth:request_uri:/);
-    const authorize = await fetch(`${server.url}/oauth/authorize?client_id=config-client&request_uri=${encodeURIComponent(body.request_uri)}`, { redirect: 'manual' });
+    const authorizeUrl = `${server.url}/oauth/authorize?client_id=config-client&request_uri=${encodeURIComponent(body.request_uri)}`;
+    const authorize = await fetch(authorizeUrl, { redirect: 'manual' });
     expect(authorize.status).toBe(303);
     expect(authorize.headers.get('location')).toMatch(/^\/interaction\//);
+
+    // Used once (RFC 9126 §4): coming back, it is refused at once, before anyone signs in.
+    const callback = new URL(await signInThroughForms(authorizeUrl, server.url, server.admin));
+    expect(callback.searchParams.get('code')).toBeTruthy();
+    const again = await fetch(authorizeUrl, { redirect: 'manual' });
+    expect(again.headers.get('location') ?? '', 'no sign-in page for a used request_uri').not.toMatch(/\/interaction\//);
+    expect(`${again.headers.get('location') ?? ''} ${await again.text()}`).toContain('invalid_request_uri');
   });
 
   it('starts the device authorization grant', async () => {
