@@ -23,8 +23,9 @@ import { browserRateLimit, oauthRateLimit, rateLimitDepsOf } from './koa-rate-li
 import { clientCredentialsFastPath } from '../oidc/client-credentials-fast-path.ts';
 import { introspectionFastPath } from '../oidc/introspection-fast-path.ts';
 import { routesBySegment } from './route-dispatch.ts';
-import { providerStoreOutage, staleSignInGuard, unsavedSessionGuard } from '../oidc/provider-edge.ts';
+import { foreignResourceGuard, providerStoreOutage, staleSignInGuard, unsavedSessionGuard } from '../oidc/provider-edge.ts';
 import { SERVICE_ACCOUNT_TOKEN_PATH } from '../oidc/service-account-tokens.ts';
+import { apiAudienceOf } from '../config/load.ts';
 
 export interface App {
   koa: Koa;
@@ -73,6 +74,7 @@ export function createApp(deps: Deps): App {
   koa.use(providerStoreOutage());
   koa.use(unsavedSessionGuard());
   koa.use(staleSignInGuard(deps, providers.current));
+  koa.use(foreignResourceGuard(apiAudienceOf(deps.config)));
   if (deps.config.tokenFastPath) {
     koa.use(clientCredentialsFastPath(deps, providers.current));
     koa.use(introspectionFastPath(deps, providers.current));

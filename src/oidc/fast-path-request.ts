@@ -62,6 +62,13 @@ async function arrivedBody(ctx: Context): Promise<Buffer | undefined> {
   return peekCompleteBody(ctx.req, MAX_BODY_BYTES);
 }
 
+/** The form parameters of a request whose body has fully arrived, peeked at (the provider still reads it); undefined otherwise. */
+export async function peekedFormParams(ctx: Context): Promise<querystring.ParsedUrlQuery | undefined> {
+  if (ctx.get('content-type').toLowerCase().split(';')[0].trim() !== 'application/x-www-form-urlencoded') return undefined;
+  const body = await arrivedBody(ctx);
+  return body ? querystring.parse(body.toString('utf8')) : undefined;
+}
+
 /**
  * The form parameters of a POST to `path` with HTTP Basic and none of the provider-only
  * headers, when every parameter is in `allowed`, none is repeated and the body has fully

@@ -6,6 +6,8 @@ import { loginEndedSince, type UserRepository } from '../domain/users.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 import { AppError } from '../errors/app-error.ts';
 import { renderMessage } from '../../views/message.ts';
+import { routePath } from '../http/route-dispatch.ts';
+import { peekedFormParams } from './fast-path-request.ts';
 
 /** Whether an error (or anything in its cause chain) is the store being out of reach. */
 export function isStoreUnavailable(err: unknown): boolean {
@@ -127,5 +129,25 @@ export function staleSignInGuard(deps: { users: Pick<UserRepository, 'findById'>
       }
     }
     await next();
+  };
+}
+
+/**
+ * A token request naming a `resource` other than our API is refused here, before the
+ * provider: oidc-provider spends the code, device code or refresh token first and checks
+ * the resource after, so the client's retry without it would be a reuse that ends the
+ * whole login. The answer is the provider's own (RFC 8707 invalid_target). A body that
+ * has not fully arrived yet is left to the provider.
+ */
+export function foreignResourceGuard(audience: string): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || routePath(ctx.path) !== '/oauth/token') return next();
+    const resource = (await peekedFormParams(ctx))?.resource;
+    const asked = resource === undefined ? [] : Array.isArray(resource) ? resource : [resource];
+    if (asked.every((value) => value === audience)) return next();
+    ctx.status = 400;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Pragma', 'no-cache');
+    ctx.body = { error: 'invalid_target', error_description: 'resource indicator is missing, or unknown', request_id: String(ctx.state.requestId ?? '') };
   };
 }

@@ -8,14 +8,14 @@ import { CookieJar, follow, signInThroughForms, submit } from '../support/form-l
 import { authorizeUrl, demoBasic, oauthPost } from '../support/attack.ts';
 
 /** grant_type=refresh_token at /oauth/token with HTTP Basic; returns the status and body. */
-async function refreshAtTokenEndpoint(server: TestServer, client: { client_id: string; client_secret: string }, refreshToken: string) {
+async function refreshAtTokenEndpoint(server: TestServer, client: { client_id: string; client_secret: string }, refreshToken: string, extra: Record<string, string> = {}) {
   const response = await fetch(`${server.url}/oauth/token`, {
     method: 'POST',
     headers: {
       'content-type': 'application/x-www-form-urlencoded',
       authorization: `Basic ${Buffer.from(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(client.client_secret)}`).toString('base64')}`,
     },
-    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, ...extra }),
   });
   return { status: response.status, body: (await response.json()) as Record<string, string> };
 }
@@ -35,6 +35,19 @@ describe('OAuth refresh tokens are bounded by their login and by their client (R
   });
   afterAll(async () => {
     await server?.close();
+  });
+
+  it('a refresh naming another resource is refused without spending the refresh token: the retry works', async () => {
+    const user = await createTestUser(server, ['cmdb.read']);
+    const { tokens } = await codeFlowTokens(server, user, 'openid offline_access cmdb.read');
+    for (const resource of ['https://evil.example/', `${server.url}/`]) {
+      const refused = await refreshAtTokenEndpoint(server, server.demoClient, tokens.refresh_token!, { resource });
+      expect(refused.status, resource).toBe(400);
+      expect(refused.body.error).toBe('invalid_target');
+    }
+    const retried = await refreshAtTokenEndpoint(server, server.demoClient, tokens.refresh_token!);
+    expect(retried.status).toBe(200);
+    expect((await introspect(server, retried.body.access_token)).active).toBe(true);
   });
 
   it('rotation at /oauth/token does not extend the login: the new refresh token expires no later than the one it replaces', async () => {
