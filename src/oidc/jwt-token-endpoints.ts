@@ -44,7 +44,8 @@ export async function introspectJwt(accessTokens: Deps['accessTokens'], token: s
   const { claims } = result;
   return {
     active: true,
-    token_type: 'Bearer',
+    // RFC 9449 §6.2: a token bound to a DPoP key is of type DPoP.
+    token_type: claims.cnf?.jkt ? 'DPoP' : 'Bearer',
     client_id: claims.client_id,
     sub: claims.sub,
     scope: claims.scope,

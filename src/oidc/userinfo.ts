@@ -23,10 +23,16 @@ export function userinfoRoutes(deps: Deps): Router {
   const findAccount = createFindAccount(deps);
 
   const handler: RouterMiddleware = async (ctx) => {
-    const bodyToken = (ctx.request.body as Record<string, unknown> | undefined)?.access_token;
+    // RFC 6750 §2.2: in the body only as a form parameter, and §2: one method per request.
+    const bodyToken = ctx.is('application/x-www-form-urlencoded') ? (ctx.request.body as Record<string, unknown> | undefined)?.access_token : undefined;
     // RFC 9449 §7.1: a DPoP-bound token comes as `DPoP <token>` with a `DPoP` proof header.
     const presented = accessTokenOf(ctx.get('authorization'));
     const dpop = presented?.scheme === 'DPoP';
+    if (ctx.get('authorization') && bodyToken !== undefined) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'the access token must come in one way only: the Authorization header or the form body' };
+      return;
+    }
     const token = presented ? presented.token : typeof bodyToken === 'string' ? bodyToken : '';
     const refuse = (error: string, description: string) => {
       ctx.status = error === 'insufficient_scope' ? 403 : 401;

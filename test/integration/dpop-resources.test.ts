@@ -139,6 +139,12 @@ describe('DPoP-bound access tokens at /v1 and /oauth/userinfo (Redis)', () => {
   });
   afterAll(() => server?.close());
 
+  it('introspection names a bound token\'s type DPoP (RFC 9449 §6.2), an unbound one\'s Bearer', async () => {
+    const bodyOf = async (token: string) => (await postForm(server, '/oauth/introspect', { token }, { authorization: demoBasic(server) })).body;
+    expect(await bodyOf(bound)).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: expect.any(String) } });
+    expect(await bodyOf(unbound)).toMatchObject({ active: true, token_type: 'Bearer' });
+  });
+
   describe('accepted', () => {
     it('takes a bound token with its proof at /v1 routes: GET, a POST with a body, and GET /v1/auth/verify called directly', async () => {
       const list = await withProof(await proof());

@@ -42,6 +42,18 @@ describe('tokens in query strings are refused', () => {
     expect((await fetch(`${server.url}/oauth/userinfo`, { headers: { authorization: `Bearer ${userToken}` } })).status).toBe(200);
   });
 
+  it('/oauth/userinfo takes a token in a form body, but not in a JSON body, and not in the body and the header at once (RFC 6750 §2)', async () => {
+    const form = (headers: Record<string, string> = {}) => fetch(`${server.url}/oauth/userinfo`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams({ access_token: userToken }),
+    });
+    expect((await form()).status).toBe(200);
+    const both = await form({ authorization: `Bearer ${userToken}` });
+    expect(both.status).toBe(400);
+    expect(((await both.json()) as { error: string }).error).toBe('invalid_request');
+    const json = await fetch(`${server.url}/oauth/userinfo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access_token: userToken }) });
+    expect(json.status).toBe(401);
+  });
+
   it('does not take an access token from a JSON body on /v1', async () => {
     expectV1Error(await api(server, 'POST', '/v1/auth/logout', { body: { access_token: userToken, token: userToken } }), 401, 'INVALID_TOKEN');
     expectV1Error(await api(server, 'POST', '/v1/auth/api-keys', { body: { access_token: adminToken, name: 'x', scopes: ['cmdb.read'] } }), 401, 'INVALID_TOKEN');
