@@ -165,7 +165,10 @@ export function buildProvider(deps: Deps): Provider {
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' || client.applicationType === 'native' },
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
-    expiresWithSession: async () => false,
+    // A login without offline_access lives with the browser session it came from, as
+    // OpenID Connect means it: signing out (RP-initiated logout) ends the apps' grants, and
+    // their refresh tokens, with the session; offline_access ones outlive it.
+    expiresWithSession: async (_ctx, token) => !token.scopes.has('offline_access'),
     // Token lifetimes follow the runtime policy (/v1/admin/settings): the provider asks per token.
     ttl: {
       AccessToken: () => deps.settings.current().tokens.accessTokenTtl,

@@ -7,7 +7,8 @@ import { createAccountSessions, grantKey, revokeGrant } from '../../src/oidc/acc
 import { createFirstPartyTokens } from '../../src/oidc/first-party-tokens.ts';
 import { createAdminServices } from '../../src/admin-services.ts';
 import { cliActor } from '../../src/domain/admin-actor.ts';
-import { CookieJar, follow, formFields, request } from '../support/form-login.ts';
+import { createHash } from 'node:crypto';
+import { CookieJar, follow, formFields, request, submit } from '../support/form-login.ts';
 
 // A request that loaded a login record before it was ended may save that copy again as it
 // finishes: oidc-provider saves the browser session at the end of every request, and consent
@@ -158,5 +159,46 @@ describe('a sign-in in progress when the user\'s logins are ended', () => {
     await server.deps.users.update(user.id, (u) => ({ ...u, disabled: false }));
     const fresh = (await server.deps.users.findById(user.id))!;
     expect((await tokens.issue(fresh, ['pwd'])).token).toMatch(/^ey/);
+  });
+});
+
+// OpenID Connect: a login without offline_access lives with the browser session it came
+// from; signing out at the authorization server (RP-initiated logout) ends it for the apps.
+describe('signing out at /oauth/logout', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server?.close());
+
+  it('ends the apps\' logins that lack offline_access: their access and refresh tokens stop working', async () => {
+    const user = await server.deps.users.create({ email: `out-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Old-Password-123!', scopes: ['cmdb.read'] });
+    const jar = new CookieJar();
+    const authorize = new URL(`${server.url}/oauth/authorize`);
+    const verifier = 'a'.repeat(43);
+    authorize.search = new URLSearchParams({
+      client_id: server.demoClient.client_id, response_type: 'code', scope: 'openid cmdb.read', redirect_uri: server.demoClient.redirect_uri,
+      state: 's', code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256',
+    }).toString();
+    let step = await follow(jar, authorize.toString(), server.url);
+    step = await submit(jar, step.page!, '/login', { email: user.email, password: 'Old-Password-123!' }, server.url);
+    if (step.page) step = await submit(jar, step.page, '/confirm', {}, server.url);
+    const code = new URL(step.final).searchParams.get('code')!;
+    const basic = `Basic ${Buffer.from(`${server.demoClient.client_id}:${server.demoClient.client_secret}`).toString('base64')}`;
+    const token = async (body: Record<string, string>) => (await fetch(`${server.url}/oauth/token`, {
+      method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body),
+    })).json() as Promise<Record<string, string>>;
+    const tokens = await token({ grant_type: 'authorization_code', code, redirect_uri: server.demoClient.redirect_uri, code_verifier: verifier });
+    expect(tokens.refresh_token).toBeDefined();
+    const active = async (value: string) => ((await (await fetch(`${server.url}/oauth/introspect`, {
+      method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: value }),
+    })).json()) as { active: boolean }).active;
+    expect(await active(tokens.access_token)).toBe(true);
+
+    const confirm = (await follow(jar, `${server.url}/oauth/logout`, server.url)).page!;
+    await submit(jar, confirm, '/oauth/logout/confirm', { logout: 'yes' }, server.url);
+
+    expect(await active(tokens.access_token), 'the access token').toBe(false);
+    expect((await token({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).error, 'the refresh token').toBe('invalid_grant');
   });
 });

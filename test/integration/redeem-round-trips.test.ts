@@ -38,8 +38,10 @@ describe('redeeming a refresh token at /oauth/token (Redis, through a RESP proxy
     expect(grantRead, 'the grant read').toBeDefined();
     expect(reads(grantRead!, /:user:usr_/), 'the user read in the same write').toBe(true);
     expect(batches.filter((batch) => reads(batch, /:user:usr_/)), 'the user read once').toHaveLength(1);
-    // The rate limit, the token, the grant and user, the consumed marker, the new token.
-    expect(batches).toHaveLength(5);
+    // The rate limit, the token, the grant and user, the browser session the token lives
+    // with (no offline_access was granted: that takes prompt=consent), the consumed marker,
+    // the new token.
+    expect(batches).toHaveLength(6);
 
     // The rotated token works; the spent one is reuse, which ends the login.
     const second = await refresh(first.body.refresh_token);
