@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     },
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
-    expiresWithSession: async () => false,
+    expiresWithSession: async (_ctx, token) => !token.scopes.has('offline_access'),
     ttl: {
       AccessToken: accessTokenTtl,
       ClientCredentials: accessTokenTtl,
