@@ -84,8 +84,11 @@ describe('a sign-in in progress when the user\'s logins are ended', () => {
 
   const newUser = () => server.deps.users.create({ email: `ended-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Old-Password-123!', scopes: ['cmdb.read'] });
 
-  it('the sign-in pages: a password checked before a reset resumes into a new sign-in, not a code', async () => {
-    const user = await newUser();
+  /**
+   * A sign-in through the pages up to its right password, stopped there: the browser holds
+   * the redirect that would resume the authorization. `resume` follows it.
+   */
+  async function signInWithoutResuming(email: string) {
     const jar = new CookieJar();
     const authorize = new URL(`${server.url}/oauth/authorize`);
     authorize.search = new URLSearchParams({
@@ -94,44 +97,36 @@ describe('a sign-in in progress when the user\'s logins are ended', () => {
     }).toString();
     const loginPage = (await follow(jar, authorize.toString(), server.url)).page!;
     const form = formFields(loginPage.html, '/login')!;
-    // The password is right; the browser holds the redirect that would resume the authorization.
     const posted = await request(jar, new URL(form.action, loginPage.url).toString(), {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...form.fields, email: user.email, password: 'Old-Password-123!' }),
+      body: new URLSearchParams({ ...form.fields, email, password: 'Old-Password-123!' }),
     });
     expect(posted.status).toBe(303);
+    return { resume: () => follow(jar, new URL(posted.headers.get('location')!, loginPage.url).toString(), server.url) };
+  }
+
+  it('the sign-in pages: a password checked before a reset resumes into a new sign-in, not a code', async () => {
+    const user = await newUser();
+    const { resume } = await signInWithoutResuming(user.email);
 
     // Meanwhile an admin resets the password (one second later: the sign-in's own second still counts).
     server.clock.advance(1_000);
     await createAdminServices(server.deps).userAdmin.resetPassword(user.id, { password: 'New-Password-456!' }, cliActor(['admin.users']));
 
-    const resumed = await follow(jar, new URL(posted.headers.get('location')!, loginPage.url).toString(), server.url);
+    const resumed = await resume();
     expect(resumed.final.startsWith(server.demoClient.redirect_uri), 'no code for the old password').toBe(false);
     expect(resumed.page?.html, 'asked to sign in again').toContain('/login"');
   });
 
   it('the sign-in pages: a redirect_uri the client stopped listing while the user signed in gets no code', async () => {
     const user = await newUser();
-    const jar = new CookieJar();
-    const authorize = new URL(`${server.url}/oauth/authorize`);
-    authorize.search = new URLSearchParams({
-      client_id: server.demoClient.client_id, response_type: 'code', scope: 'openid cmdb.read', redirect_uri: server.demoClient.redirect_uri,
-      state: 's', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-    }).toString();
-    const loginPage = (await follow(jar, authorize.toString(), server.url)).page!;
-    const form = formFields(loginPage.html, '/login')!;
-    const posted = await request(jar, new URL(form.action, loginPage.url).toString(), {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...form.fields, email: user.email, password: 'Old-Password-123!' }),
-    });
-    expect(posted.status).toBe(303);
+    const { resume } = await signInWithoutResuming(user.email);
 
     // Meanwhile an admin replaces the client's redirect URI (the old one leaked, say).
     await server.deps.clients.update(server.demoClient.client_id, async (client) => ({ metadata: { ...client, redirect_uris: ['https://elsewhere.example.test/cb'] } }));
     try {
-      const resumed = await follow(jar, new URL(posted.headers.get('location')!, loginPage.url).toString(), server.url);
+      const resumed = await resume();
       expect(resumed.final.startsWith(server.demoClient.redirect_uri), 'no code for the removed URI').toBe(false);
       expect(resumed.page?.status).toBe(400);
       expect(resumed.page?.html).toContain('can no longer finish');
