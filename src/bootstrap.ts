@@ -7,7 +7,7 @@ import { ensureServiceAccountsClient } from './oidc/jwt-bearer-grant.ts';
 import { registerFirstPartyClient } from './oidc/first-party-tokens.ts';
 import { createClientMetadataValidator, type ClientMetadataValidator } from './oidc/client-validator.ts';
 import { AppError } from './errors/app-error.ts';
-import { defaultResponseTypes, redirectUriProblems } from './domain/client-registration.ts';
+import { defaultResponseTypes, metadataProblems } from './domain/client-registration.ts';
 
 export const DEMO_CLIENT_ID = 'demo-app';
 const ADMIN_MARKER = 'bootstrap:admin';
@@ -93,9 +93,10 @@ async function registerConfiguredClient(deps: Deps, client: ClientConfig, valida
     throw new Error(`config client ${client.client_id}: client_secret is required for ${fields.token_endpoint_auth_method}`);
   }
   const metadata: ClientMetadata = { ...fields, response_types: fields.response_types ?? defaultResponseTypes(fields.grant_types) };
-  // The admin API's redirect-URI rules for its application_type (stricter than the provider's for web clients).
-  const uriProblems = redirectUriProblems(metadata);
-  if (uriProblems.length) throw new Error(`config client ${client.client_id}: ${uriProblems.map((d) => `${d.field}: ${d.message}`).join('; ')}`);
+  // The admin API's rules: redirect URIs for its application_type (stricter than the
+  // provider's for web clients), no client_credentials without authentication, sound RSA keys.
+  const problems = metadataProblems(metadata);
+  if (problems.length) throw new Error(`config client ${client.client_id}: ${problems.map((d) => `${d.field}: ${d.message}`).join('; ')}`);
   try {
     await validate({ ...metadata, ...(secret ? { client_secret: secret } : {}) });
   } catch (err) {

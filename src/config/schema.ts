@@ -30,7 +30,7 @@ export const rateLimitOverrideSchema = z.object({
 /**
  * A client declared in the config file (RFC 7591 names; any other field is refused, so a
  * typo such as `scopes` cannot pass unnoticed). Its redirect URIs are checked at start by
- * the admin API's rules for its application_type (src/bootstrap.ts, redirectUriProblems).
+ * the admin API's rules for its application_type (src/bootstrap.ts, metadataProblems).
  */
 export const clientConfigSchema = z.strictObject({
   client_id: z.string().min(1),

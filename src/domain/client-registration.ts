@@ -1,3 +1,4 @@
+import { soundRsaJwk } from './service-account-keys.ts';
 import { z } from 'zod';
 import { parseScope, SCOPE_SYNTAX } from './scopes.ts';
 import { SIGNING_ALGS } from './signing-algs.ts';
@@ -184,9 +185,14 @@ export const defaultResponseTypes = (grantTypes: readonly string[] | undefined):
  * loopback), and a public client (no authentication) must not get a grant that stands
  * on client authentication alone.
  */
-export function metadataProblems(metadata: RedirectMetadata & { grant_types?: string[]; token_endpoint_auth_method?: string }): { field: string; message: string }[] {
+export function metadataProblems(metadata: RedirectMetadata & { grant_types?: string[]; token_endpoint_auth_method?: string; jwks?: unknown }): { field: string; message: string }[] {
   const uriProblems = redirectUriProblems(metadata);
   if (uriProblems.length) return uriProblems;
+  // A client's assertion key with a broken RSA exponent lets anyone sign as the client.
+  const keys = (metadata.jwks as { keys?: unknown } | undefined)?.keys;
+  if (Array.isArray(keys) && keys.some((k) => (k as { kty?: unknown })?.kty === 'RSA' && !soundRsaJwk(k as { e?: unknown; n?: unknown }))) {
+    return [{ field: 'jwks', message: 'RSA keys must have an odd public exponent of at least 65537 and an odd modulus' }];
+  }
   if (metadata.token_endpoint_auth_method === 'none' && metadata.grant_types?.includes('client_credentials')) {
     return [{ field: 'grant_types', message: 'client_credentials needs an authenticated client (token_endpoint_auth_method other than none)' }];
   }

@@ -102,6 +102,20 @@ function jwkToPublicKey(jwk: Record<string, unknown>): KeyObject {
   }
 }
 
+/**
+ * Whether an RSA public JWK has an odd exponent of at least 65537 and an odd modulus. With
+ * e = 1 a signature is its own padded message, forgeable without any private key; small
+ * or even exponents and an even modulus are broken as well (NIST SP 800-56B).
+ */
+export function soundRsaJwk(jwk: { e?: unknown; n?: unknown }): boolean {
+  if (typeof jwk.e !== 'string' || typeof jwk.n !== 'string') return false;
+  const e = BigInt(`0x${Buffer.from(jwk.e, 'base64url').toString('hex') || '0'}`);
+  const n = Buffer.from(jwk.n, 'base64url');
+  return e >= 65537n && e % 2n === 1n && n.length > 0 && (n[n.length - 1] & 1) === 1;
+}
+
+const sound = (key: KeyObject): boolean => soundRsaJwk(key.export({ format: 'jwk' }));
+
 function algorithmFor(key: KeyObject, wanted: ServiceAccountAlg | undefined): ServiceAccountAlg {
   const details = key.asymmetricKeyDetails ?? {};
   const misfit = (what: string) => new KeyRejectedError(`alg ${wanted} does not fit ${what}`);
@@ -110,6 +124,7 @@ function algorithmFor(key: KeyObject, wanted: ServiceAccountAlg | undefined): Se
       const bits = details.modulusLength ?? 0;
       if (bits < MIN_RSA_BITS) throw new KeyRejectedError(`RSA keys must have at least ${MIN_RSA_BITS} bits`);
       if (bits > MAX_RSA_BITS) throw new KeyRejectedError(`RSA keys may have at most ${MAX_RSA_BITS} bits`);
+      if (!sound(key)) throw new KeyRejectedError('RSA keys must have an odd public exponent of at least 65537 and an odd modulus');
       if (wanted && wanted !== 'RS256' && wanted !== 'PS256') throw misfit('an RSA key (use RS256 or PS256)');
       return wanted ?? 'RS256';
     }

@@ -299,6 +299,13 @@ function pinUrlsToPublicUrl(provider: Provider, publicUrl: string): void {
     ctx: KoaContextWithOIDC & { mountPath?: string };
   };
   const requestBased = context.urlFor;
+  // The audiences a client assertion (private_key_jwt) may name: oidc-provider builds them
+  // on the request's Host header, so a forged Host made an assertion meant for another
+  // server good here. Ours are the issuer and our endpoints as PUBLIC_URL names them.
+  (context as unknown as { clientJwtAuthExpectedAudience(): Set<string> }).clientJwtAuthExpectedAudience = function expectedAudience(this: typeof context) {
+    const pinned = (name: string) => new URL(provider.pathFor(name), origin).href;
+    return new Set([provider.issuer, pinned('token'), pinned(this.route)]);
+  };
   context.urlFor = function urlFor(name, opt) {
     if (!ADVERTISING_ROUTES.has(this.route)) return requestBased.call(this, name, opt);
     // Where the provider is mounted, found as the provider itself finds it.

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import * as oidc from 'openid-client';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
@@ -104,6 +105,42 @@ describe('client assertions (private_key_jwt) and DPoP proofs (Redis)', () => {
     }
     // Signed by this client's key but claiming the config client's identity.
     expect((await tokenWith(await clientAssertion({ iss: 'config-pkjwt' }), 'config-pkjwt')).status).toBe(401);
+  });
+
+  it('refuses to register an RSA client key whose public exponent or modulus is broken (e = 1 makes a signature forgeable)', async () => {
+    const admin = await clientAccessToken(server, 'admin.settings cmdb.read');
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    for (const e of ['AQ', 'Aw']) {
+      const refused = await api(server, 'POST', '/v1/admin/clients', {
+        token: admin,
+        body: { client_name: 'weak', grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...(publicKey.export({ format: 'jwk' }) as object), e }] }, scope: 'cmdb.read' },
+      });
+      expect(refused.status, e).toBe(400);
+      expect(refused.body.details).toEqual([{ field: 'jwks', message: expect.stringMatching(/exponent/) }]);
+    }
+  });
+
+  it('takes the audiences an assertion may name from PUBLIC_URL, never from the Host header', async () => {
+    // An assertion the client made for another server, replayed here with that server's Host.
+    const foreign = await clientAssertion({ aud: 'http://evil.example/oauth/token' });
+    const body = new URLSearchParams({
+      grant_type: 'client_credentials', scope: 'cmdb.read', client_id: clientId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: foreign,
+    }).toString();
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(tokenUrl, { method: 'POST', headers: { host: 'evil.example', 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => { text += chunk; });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(answer.status, answer.text).toBe(401);
+    expect(answer.text).toContain('invalid_client');
+    // Our own token endpoint, as PUBLIC_URL names it, is an audience as before.
+    expect((await tokenWith(await clientAssertion({ aud: tokenUrl }))).status).toBe(200);
   });
 
   it('accepts a DPoP proof once, also when the same one arrives on several requests at the same moment', async () => {

@@ -72,6 +72,13 @@ describe('service-account admin API', () => {
     expect(fromJwk.body.keys[0]).toMatchObject({ alg: 'EdDSA', kid: 'deploy-bot-1' });
   });
 
+  /** The same modulus with its lowest bit cleared. */
+  const evenModulus = (n: string) => {
+    const bytes = Buffer.from(n, 'base64url');
+    bytes[bytes.length - 1] &= 0xfe;
+    return bytes.toString('base64url');
+  };
+
   it('refuses private keys, symmetric keys and weak RSA without echoing them, and creates nothing', async () => {
     const before = (await api(server, 'GET', BASE, { token: admin })).body.serviceAccounts.length;
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -82,6 +89,10 @@ describe('service-account admin API', () => {
       [{ kty: 'oct', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0' }, /symmetric/],
       [generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }), /2048/],
       ['not a key', /PEM public key/],
+      // Exponent 1 makes a signature its own padded message: forgeable with no private key. 3 and even ones are broken too.
+      ...['AQ', 'Aw', 'AQAA'].map((e): [unknown, RegExp] => [{ ...(publicKey.export({ format: 'jwk' }) as object), e }, /exponent/]),
+      // An even modulus.
+      [{ ...(publicKey.export({ format: 'jwk' }) as object), n: evenModulus(publicKey.export({ format: 'jwk' }).n as string) }, /modulus/],
     ];
     for (const [key, message] of cases) {
       const refused = await api(server, 'POST', BASE, { token: admin, body: { name: 'bad', scopes: [], publicKey: key } });
