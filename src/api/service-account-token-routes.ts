@@ -58,6 +58,7 @@ export function serviceAccountTokenRoutes(deps: Deps, provider: () => Provider):
           scope: body.scope,
           facts: requestFacts(ctx),
           endpoint: SERVICE_ACCOUNT_TOKEN_PATH,
+          dpop: ctx.get('dpop'),
         });
         if (!outcome.ok) return refuse(outcome.error, outcome.description);
         ctx.body = outcome.body;

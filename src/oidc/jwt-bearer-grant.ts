@@ -67,7 +67,10 @@ export function createJwtBearerExchange(deps: Deps) {
     tokenTtl: () => deps.settings.current().tokens.serviceAccountTokenTtl,
   });
 
-  async function exchange(provider: Provider, client: Client, input: { assertion: unknown; scope: unknown; facts: RequestFacts; endpoint: string }): Promise<ExchangeOutcome> {
+  async function exchange(provider: Provider, client: Client, input: { assertion: unknown; scope: unknown; facts: RequestFacts; endpoint: string; dpop?: string }): Promise<ExchangeOutcome> {
+    // Its tokens are never bound to a DPoP key: one asked for with a proof is refused rather
+    // than handed out as a plain bearer token the client would take for a bound one.
+    if (input.dpop) return { ok: false, error: 'invalid_request', description: 'this grant does not issue DPoP-bound tokens; send the request without a DPoP header' };
     const allowedScopes = typeof client.scope === 'string' ? parseScope(client.scope) : undefined;
     const result = await verifier.verify({ assertion: input.assertion, scope: input.scope, allowedScopes });
     const base = { type: 'serviceaccount.token', ...input.facts };
@@ -130,6 +133,7 @@ export function registerJwtBearerGrant(provider: Provider, deps: Deps): void {
       scope: params.scope,
       facts: requestFacts(ctx),
       endpoint: OAUTH_TOKEN_PATH,
+      dpop: ctx.get('dpop'),
     });
     if (!outcome.ok) throw new errors.CustomOIDCProviderError(outcome.error, outcome.description);
     ctx.body = outcome.body;
@@ -154,6 +158,7 @@ function clientlessJwtBearer(provider: Provider, bearer: JwtBearerExchange): Mid
       scope: params.scope,
       facts: requestFacts(ctx),
       endpoint: OAUTH_TOKEN_PATH,
+      dpop: ctx.get('dpop'),
     });
     ctx.status = outcome.ok ? 200 : 400;
     ctx.body = outcome.ok ? outcome.body : { error: outcome.error, error_description: outcome.description };

@@ -87,6 +87,16 @@ describe('service-account JWT-bearer grant (Redis)', () => {
     expect(decodeJwt(named.body.access_token).sub).toBe(accountId);
   });
 
+  it('refuses a request with a DPoP proof (its tokens are never bound), rather than hand out a bearer token the client takes for a bound one', async () => {
+    for (const [path, extra] of [[V1_TOKEN_PATH, {}], ['/oauth/token', {}], ['/oauth/token', { client_id: 'service-accounts' }]] as const) {
+      const jwt = await sign();
+      const refused = await postForm(server, path, { grant_type: JWT_BEARER, assertion: jwt, ...extra }, { dpop: 'any.proof.here' });
+      expect(refused.status, path).toBe(400);
+      expect(refused.body.error, path).toBe('invalid_request');
+      expect(refused.body.error_description, path).toMatch(/DPoP/);
+    }
+  });
+
   it('is introspected as active by a resource server, and refused once revoked', async () => {
     const { body } = await exchange(await sign());
     const basic = `Basic ${Buffer.from(`${server.demoClient.client_id}:${server.demoClient.client_secret}`).toString('base64')}`;
