@@ -2,7 +2,8 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Deps } from '../deps.ts';
 import { randomAlphanumeric } from '../domain/ids.ts';
-import type { User } from '../domain/users.ts';
+import { loginEndedSince, type User } from '../domain/users.ts';
+import { epochSeconds } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
 import { parseBody } from '../http/koa-body.ts';
 import { requestFacts } from '../http/request-facts.ts';
@@ -22,7 +23,7 @@ const HASH_PURPOSE = 'mfa-enrol';
  * SameSite=Strict cookie scoped to this page; the store maps it to the signed-in user for
  * 15 minutes, and every form carries a CSRF token derived from it.
  */
-export function enrolRoutes(deps: Pick<Deps, 'store' | 'secrets' | 'users' | 'login' | 'mfa'>): Router {
+export function enrolRoutes(deps: Pick<Deps, 'store' | 'secrets' | 'users' | 'login' | 'mfa' | 'clock'>): Router {
   const { store, secrets, users } = deps;
   const csrf = createCsrf(secrets.macKey('csrf-mfa-enrol'));
   const enrolKey = (state: string) => `mfa-enrol:${secrets.keyedHash(HASH_PURPOSE, state)}`;
@@ -79,6 +80,8 @@ export function enrolRoutes(deps: Pick<Deps, 'store' | 'secrets' | 'users' | 'lo
     const email = typeof body.email === 'string' ? body.email.slice(0, 320) : '';
     const password = typeof body.password === 'string' ? body.password.slice(0, 1024) : '';
     if (!email || !password) return signInPage(ctx, { error: 'Invalid email or password.', email, status: 401 });
+    // When the password was checked: every login of the user ended after it ends this setup too.
+    const checkedAtS = epochSeconds(deps.clock);
     const checked = await unlessLocked(ctx,
       () => deps.login.checkPassword(email, password, requestFacts(ctx), 'page'),
       (message) => signInPage(ctx, { error: message, email, status: 429 }));
@@ -88,16 +91,21 @@ export function enrolRoutes(deps: Pick<Deps, 'store' | 'secrets' | 'users' | 'lo
       return html(ctx, renderMessage('Already set up', ['Two-step verification is already on for this account. To set up a new device, remove it first (DELETE /v1/auth/mfa/totp with a current code).']), 409);
     }
     await deps.mfa.beginSetup(checked.user);
-    await store.set(enrolKey(state), checked.user.id, { ttlMs: STATE_TTL_MS });
+    await store.set(enrolKey(state), JSON.stringify({ userId: checked.user.id, checkedAtS }), { ttlMs: STATE_TTL_MS });
     await scanPage(ctx, state, checked.user);
   });
 
   router.post('/confirm', parseBody(), async (ctx) => {
     const state = checkedState(ctx);
     if (!state) return refused(ctx);
-    const userId = await store.get(enrolKey(state));
-    const user = userId ? await users.findById(userId) : null;
-    if (!user || user.disabled) return signInPage(ctx, { error: 'The setup expired. Sign in to start again.', status: 400 });
+    const raw = await store.get(enrolKey(state));
+    // Written before the sign-in time was kept: a bare user id, as old as can be.
+    const pending = raw ? (raw.startsWith('{') ? JSON.parse(raw) as { userId: string; checkedAtS: number } : { userId: raw, checkedAtS: 0 }) : null;
+    const user = pending ? await users.findById(pending.userId) : null;
+    // Disabled, or a password reset or "revoke sessions" since the password was checked: start again.
+    if (!pending || !user || user.disabled || loginEndedSince(user, pending.checkedAtS)) {
+      return signInPage(ctx, { error: 'The setup expired. Sign in to start again.', status: 400 });
+    }
     const body = (ctx.request.body ?? {}) as Record<string, unknown>;
     const code = typeof body.code === 'string' ? body.code.slice(0, 16) : '';
     let codes: string[] | null;

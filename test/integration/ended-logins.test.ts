@@ -9,6 +9,7 @@ import { createAdminServices } from '../../src/admin-services.ts';
 import { cliActor } from '../../src/domain/admin-actor.ts';
 import { createHash } from 'node:crypto';
 import { CookieJar, follow, formFields, request, submit } from '../support/form-login.ts';
+import { totpAt } from '../support/auth-client.ts';
 
 // A request that loaded a login record before it was ended may save that copy again as it
 // finishes: oidc-provider saves the browser session at the end of every request, and consent
@@ -133,6 +134,23 @@ describe('a sign-in in progress when the user\'s logins are ended', () => {
     } finally {
       await server.deps.clients.update(server.demoClient.client_id, async (client) => ({ metadata: { ...client, redirect_uris: [server.demoClient.redirect_uri] } }));
     }
+  });
+
+  it('the enrolment page: a TOTP setup signed in before "revoke sessions" cannot be confirmed', async () => {
+    const user = await newUser();
+    const jar = new CookieJar();
+    const signIn = (await follow(jar, `${server.url}/account/mfa`, server.url)).page!;
+    const scan = (await submit(jar, signIn, '/account/mfa', { email: user.email, password: 'Old-Password-123!' }, server.url)).page!;
+    const secret = /id="manual-entry-key">([A-Z2-7]+)</.exec(scan.html)![1];
+
+    // Meanwhile an admin ends every login of the user (the password was phished, say).
+    server.clock.advance(1_000);
+    await createAdminServices(server.deps).userAdmin.revokeSessions(user.id, cliActor(['admin.users']));
+
+    const confirmed = (await submit(jar, scan, '/account/mfa/confirm', { code: totpAt(secret, server.clock.now()) }, server.url)).page!;
+    expect(confirmed.status).toBe(400);
+    expect(confirmed.html).toContain('The setup expired');
+    expect(server.deps.mfa.isEnabled((await server.deps.users.findById(user.id))!)).toBe(false);
   });
 
   it('POST /v1/auth/login: a login whose password was checked before "revoke sessions" gets no tokens, and leaves no login behind', async () => {
