@@ -20,6 +20,11 @@ export interface LoginAttempt {
   /** Clears the account's failure count after a complete sign-in. */
   succeed(): Promise<void>;
   /**
+   * Takes this attempt's count back: it was neither a failure nor a complete sign-in (a
+   * right password that still needs its second factor, asked for in another step).
+   */
+  release(): Promise<void>;
+  /**
    * Throws 429 ACCOUNT_LOCKED when the client's address was locked while this attempt ran.
    * Call it once the credentials are checked and before the caller learns the outcome:
    * attempts sent in parallel (a password spray) all pass the address check of begin()
@@ -143,6 +148,9 @@ export function createLockout(deps: { store: Store; clock: Clock; secrets: Serve
       },
       async succeed() {
         await store.del([`${account}:count`, `${account}:until`]);
+      },
+      async release() {
+        await store.countWindows([{ key: `${account}:count`, windowMs: policy().windowSeconds * 1000, delta: -1 }]);
       },
       async recheckAddress() {
         const wait = await blockedFor(ip);

@@ -70,7 +70,11 @@ export function createLoginService(deps: { users: UserRepository; lockout: Locko
     const first = await checkPassword(input.email, input.password, facts, 'api');
     if (!first.ok) throw new AppError('AUTH_FAILED');
     if (!first.mfaRequired) return { user: first.user, amr: PASSWORD_ONLY };
-    if (!input.secondFactor) throw new AppError('MFA_REQUIRED');
+    if (!input.secondFactor) {
+      // A right password asking which factor comes next is no failure: the code's own attempt counts.
+      await first.attempt.release();
+      throw new AppError('MFA_REQUIRED');
+    }
     const amr = await checkSecondFactor(first.user, input.secondFactor, facts, 'api', first.attempt);
     if (!amr) throw new AppError('AUTH_FAILED');
     return { user: first.user, amr };

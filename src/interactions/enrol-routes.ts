@@ -88,6 +88,7 @@ export function enrolRoutes(deps: Pick<Deps, 'store' | 'secrets' | 'users' | 'lo
     if (!checked) return;
     if (!checked.ok) return signInPage(ctx, { error: 'Invalid email or password.', email, status: 401 });
     if (checked.mfaRequired) {
+      await checked.attempt.release();
       return html(ctx, renderMessage('Already set up', ['Two-step verification is already on for this account. To set up a new device, remove it first (DELETE /v1/auth/mfa/totp with a current code).']), 409);
     }
     await deps.mfa.beginSetup(checked.user);

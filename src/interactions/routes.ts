@@ -136,7 +136,8 @@ export function interactionRoutes(deps: Deps, provider: () => Provider): Router 
       return;
     }
     if (checked.mfaRequired) {
-      await pendingMfa.start(interaction.uid, checked.user.id, checkedAtS);
+      // The code step counts its own attempts; the right password is no failure.
+      await Promise.all([pendingMfa.start(interaction.uid, checked.user.id, checkedAtS), checked.attempt.release()]);
       await renderMfa(ctx, interaction);
       return;
     }

@@ -44,6 +44,15 @@ describe('TOTP codes are single use and guesses are limited (lock after 4 failur
     return { jar, page: afterPassword.page! };
   }
 
+  it('a right password that only learns a code is needed is no failure: API probes and page password steps never lock the account', async () => {
+    const user = await mfaUser('probes');
+    for (let i = 0; i < MAX_FAILURES + 2; i++) {
+      expect((await login(server, { email: user.email, password: user.password })).body.code).toBe('MFA_REQUIRED');
+      await pageCodeStep(user);
+    }
+    expect((await login(server, { email: user.email, password: user.password, totp_code: user.code() })).status).toBe(200);
+  });
+
   it('refuses a code spent at /v1/auth/login when it is replayed on the sign-in page, and the other way round', async () => {
     const user = await mfaUser('replay-api-page');
     const code = user.code();

@@ -89,6 +89,12 @@ describe('lockout', () => {
     expect(retryAfter).toBeGreaterThan(policy.lockSeconds - 15);
   });
 
+  it('an attempt released (a right password still asking for its code) counts as nothing', async () => {
+    const { lockout } = setup();
+    for (let i = 0; i < 10; i++) await (await lockout.begin('probe@example.test', { ip: '192.0.2.9' })).release();
+    expect(await refusedFor(lockout, 'probe@example.test', '192.0.2.9')).toBe(0);
+  });
+
   it('locks an address after ipMaxFailures across accounts', async () => {
     const { lockout } = setup({ delaySeconds: 0 });
     for (let i = 0; i < 6; i++) await (await lockout.begin(`spray${i}@example.test`, { ip: '203.0.113.5' })).fail();
