@@ -130,7 +130,16 @@ export function authRoutes(deps: Pick<Deps, 'login' | 'accessTokens' | 'audit' |
           await deps.accessTokens.revoke({ jti: principal.credentialId, exp: principal.expiresAt ?? 0 });
           await deps.audit.record({ type: 'logout', outcome: 'success', actor: principal.subject, ...facts });
         }
-        clearRefreshCookie(ctx);
+        // The refresh cookie is cleared only with its login ended: the user's other login in
+        // this browser ends too, and a stranger's cookie is left alone.
+        const cookie = readRefreshCookie(ctx);
+        const cookieLogin = cookie ? await tokens.loginOf(cookie) : undefined;
+        if (cookieLogin && cookieLogin.userId === principal.subject) {
+          if (cookieLogin.grantId !== principal.grantId) await tokens.logout(principal.subject, cookieLogin.grantId, facts);
+          clearRefreshCookie(ctx);
+        } else if (cookie && !cookieLogin) {
+          clearRefreshCookie(ctx); // dead already: nothing to keep
+        }
         ctx.status = 204;
       },
     }),

@@ -225,7 +225,15 @@ export function createFirstPartyTokens(
     await audit.record({ type: 'logout', outcome: 'success', actor: userId, ...facts, details: { grantId } });
   }
 
-  return { issue, refresh, logout, csrfTokenFor };
+  /** The user and login a first-party refresh token belongs to, while it is stored; undefined otherwise. */
+  async function loginOf(value: string): Promise<{ userId: string; grantId: string } | undefined> {
+    if (value.length > MAX_REFRESH_TOKEN_LENGTH) return undefined;
+    const found = await provider().RefreshToken.find(value, { ignoreExpiration: true });
+    if (!found?.grantId || !found.accountId || found.clientId !== FIRST_PARTY_CLIENT_ID) return undefined;
+    return { userId: found.accountId, grantId: found.grantId };
+  }
+
+  return { issue, refresh, logout, loginOf, csrfTokenFor };
 }
 
 export type FirstPartyTokens = ReturnType<typeof createFirstPartyTokens>;

@@ -309,6 +309,26 @@ describe('first-party login cookie mode', () => {
     const after = await call(server, 'POST', '/v1/auth/refresh', { cookie: `nsa_refresh=${valueOf(cookieOf(res.headers))}`, headers: { 'x-csrf-token': res.body.csrfToken } });
     expect(after.status).toBe(401);
   });
+
+  it('logout with another login\'s token ends the cookie\'s login too when it is the same user\'s, and leaves a stranger\'s cookie alone', async () => {
+    const inCookie = await login(server, { email: user.email, password: user.password, useCookie: true });
+    const cookie = `nsa_refresh=${valueOf(cookieOf(inCookie.headers))}`;
+    const refreshWithCookie = () => call(server, 'POST', '/v1/auth/refresh', { cookie, headers: { 'x-csrf-token': inCookie.body.csrfToken } });
+
+    // Someone else's token with this cookie: the cookie stays, and so does its login.
+    const stranger = await createTestUser(server, ['cmdb.read'], 'stranger');
+    const strangerToken = (await login(server, { email: stranger.email, password: stranger.password })).body.token;
+    const theirs = await call(server, 'POST', '/v1/auth/logout', { token: strangerToken, cookie });
+    expect(theirs.status).toBe(204);
+    expect(cookieOf(theirs.headers) ?? '').not.toMatch(/^nsa_refresh=;/);
+
+    // The same user's other login: both end, and the cookie is cleared.
+    const other = (await login(server, { email: user.email, password: user.password })).body.token;
+    const out = await call(server, 'POST', '/v1/auth/logout', { token: other, cookie });
+    expect(out.status).toBe(204);
+    expect(cookieOf(out.headers)).toMatch(/^nsa_refresh=;.*Max-Age=0/);
+    expect((await refreshWithCookie()).status).toBe(401);
+  });
 });
 
 describe('token lifetimes with a controlled clock', () => {
