@@ -12,6 +12,8 @@ import { createServiceAccountTokenMinter, JWT_BEARER_GRANT, SERVICE_ACCOUNT_TOKE
 
 /** The public client a service account's assertion is exchanged through when the request names no client. */
 export const SERVICE_ACCOUNTS_CLIENT_ID = 'service-accounts';
+/** oidc-provider's answer to a token request that names no client (shared/client_auth.js). */
+const NO_CLIENT_AUTHENTICATION = 'no client authentication mechanism provided';
 /** The provider's token endpoint (DESIGN.md fixes the path; provider.ts routes it). */
 const OAUTH_TOKEN_PATH = '/oauth/token';
 
@@ -146,11 +148,21 @@ function clientlessJwtBearer(provider: Provider, bearer: JwtBearerExchange): Mid
     await next();
     const oidc = (ctx as Partial<KoaContextWithOIDC>).oidc;
     if (oidc?.route !== 'token' || ctx.status !== 400 || oidc.entities.Client) return;
+    // Only the provider's refusal for naming no client; any other 400 (a repeated
+    // parameter, say) is its own answer and stands.
+    if ((ctx.body as { error_description?: unknown } | undefined)?.error_description !== NO_CLIENT_AUTHENTICATION) return;
     const params = oidc.params as Record<string, unknown> | undefined;
     if (params?.grant_type !== JWT_BEARER_GRANT) return;
     const presentedClientAuth = params.client_id !== undefined || params.client_assertion !== undefined
       || params.client_secret !== undefined || ctx.get('authorization') !== '';
     if (presentedClientAuth) return;
+    // The provider refuses repeated parameters after client authentication, which this
+    // request never reached: the same answer, in its words.
+    const repeated = ['assertion', 'scope'].filter((name) => Array.isArray(params[name]));
+    if (repeated.length) {
+      ctx.body = { error: 'invalid_request', error_description: `${repeated.join(', ')} ${repeated.length > 1 ? 'parameters' : 'parameter'} must not be provided twice` };
+      return;
+    }
 
     const client = await bearer.defaultClient(provider);
     const outcome = await bearer.exchange(provider, client, {

@@ -87,6 +87,16 @@ describe('service-account JWT-bearer grant (Redis)', () => {
     expect(decodeJwt(named.body.access_token).sub).toBe(accountId);
   });
 
+  it('answers a repeated parameter at /oauth/token with the provider\'s own error, not a made-up one', async () => {
+    const jwt = await sign();
+    const body = `grant_type=${encodeURIComponent(JWT_BEARER)}&assertion=${jwt}&assertion=${jwt}`;
+    const res = await fetch(`${server.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    expect(res.status).toBe(400);
+    const answer = (await res.json()) as { error: string; error_description: string };
+    expect(answer.error).toBe('invalid_request');
+    expect(answer.error_description).toBe('assertion parameter must not be provided twice');
+  });
+
   it('refuses a request with a DPoP proof (its tokens are never bound), rather than hand out a bearer token the client takes for a bound one', async () => {
     for (const [path, extra] of [[V1_TOKEN_PATH, {}], ['/oauth/token', {}], ['/oauth/token', { client_id: 'service-accounts' }]] as const) {
       const jwt = await sign();
