@@ -1,4 +1,6 @@
 import Router from '@koa/router';
+import type { Middleware } from 'koa';
+import { routePath } from '../http/route-dispatch.ts';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -30,13 +32,22 @@ export function apiRouteSpecs(deps: Deps, provider: () => Provider): RouteSpec[]
   ];
 }
 
-export function apiRoutes(deps: Deps, provider: () => Provider): { router: Router; specs: RouteSpec[] } {
+/**
+ * The /v1 router, and its rate limit, to mount in front of it: every request under /v1
+ * counts against its credential (or its IP). The limit decides by the path as the router
+ * matches it (case and a trailing slash aside): mounted with the router's own prefix it
+ * was skipped by /V1/..., which the routes still answer.
+ */
+export function apiRoutes(deps: Deps, provider: () => Provider): { router: Router; rateLimit: Middleware; specs: RouteSpec[] } {
   const router = new Router({ prefix: '/v1' });
   const realm = deps.config.publicUrl;
   const resolveCredential = createCredentialResolver([bearerTokenStrategy(deps), apiKeyStrategy(deps)], realm);
   const specs = apiRouteSpecs(deps, provider);
-  // Before every /v1 route: count the request against its credential (or its IP).
-  router.use(apiRateLimit(rateLimitDepsOf(deps), resolveCredential));
+  const limit = apiRateLimit(rateLimitDepsOf(deps), resolveCredential);
+  const rateLimit: Middleware = (ctx, next) => {
+    const path = routePath(ctx.path);
+    return path === '/v1' || path.startsWith('/v1/') ? limit(ctx, next) : next();
+  };
   mountRoutes(router, specs, { resolveCredential, realm });
   const document = buildOpenApiDocument(specs, { version: '0.1.0', serverUrl: deps.config.publicUrl });
   router.get('/openapi.json', (ctx) => {
@@ -46,5 +57,5 @@ export function apiRoutes(deps: Deps, provider: () => Provider): { router: Route
   router.all('/{*rest}', () => {
     throw new AppError('NOT_FOUND');
   });
-  return { router, specs };
+  return { router, rateLimit, specs };
 }

@@ -44,13 +44,14 @@ export function createApp(deps: Deps): App {
   koa.keys = deps.secrets.cookieKeys;
   const providers = createProviderHolder(deps);
 
+  const api = apiRoutes(deps, providers.current);
   const routers = [
     healthRoutes(deps),
     metricsRoutes({ metrics: deps.metrics, token: deps.config.metricsToken }),
     pageRoutes({ demoCallback: deps.config.demoClient }),
     invitePages(deps),
     userinfoRoutes(deps),
-    apiRoutes(deps, providers.current).router,
+    api.router,
     enrolRoutes(deps),
   ];
 
@@ -69,6 +70,7 @@ export function createApp(deps: Deps): App {
   koa.use(clientVersion({ minimum: deps.config.minClientVersion }));
   koa.use(pageErrors(deps.logger));
   koa.use(browserRateLimit(rateLimitDepsOf(deps)));
+  koa.use(api.rateLimit);
   koa.use(routesBySegment([...routers, interactionRoutes(deps, providers.current)]));
   koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
   koa.use(providerStoreOutage());

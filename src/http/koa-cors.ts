@@ -1,3 +1,4 @@
+import { routePath } from './route-dispatch.ts';
 import cors from '@koa/cors';
 import type { Middleware } from 'koa';
 
@@ -41,8 +42,9 @@ export function corsPolicy(allowedOrigins: () => readonly string[]): Middleware 
   return async (ctx, next) => {
     const origin = ctx.get('Origin');
     if (origin && origin !== 'null' && allowedOrigins().includes(origin)) {
-      if (COOKIE_MODE_PATHS.test(ctx.path)) return authCookie(ctx, next);
-      return (ctx.path.startsWith('/oauth/') ? oauth : api)(ctx, next);
+      const path = routePath(ctx.path);
+      if (COOKIE_MODE_PATHS.test(path)) return authCookie(ctx, next);
+      return (path.startsWith('/oauth/') ? oauth : api)(ctx, next);
     }
     ctx.vary('Origin');
     if (ctx.method === 'OPTIONS' && ctx.get('Access-Control-Request-Method')) {

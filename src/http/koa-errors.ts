@@ -1,3 +1,4 @@
+import { routePath } from './route-dispatch.ts';
 import type { Context, Middleware } from 'koa';
 import { systemClock, type Clock } from '../clock.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -44,7 +45,8 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       if (!ctx.req.complete && ctx.req.isPaused()) ctx.req.resume();
       ctx.status = appError.status;
       for (const [name, value] of Object.entries(appError.headers)) ctx.set(name, value);
-      ctx.body = ctx.path.startsWith('/oauth/') || oauthFormPaths.has(ctx.path) ? oauthBody(appError, requestId) : appError.toBody(requestId);
+      const path = routePath(ctx.path);
+      ctx.body = path.startsWith('/oauth/') || oauthFormPaths.has(path) ? oauthBody(appError, requestId) : appError.toBody(requestId);
     }
     alignRateLimitHeaders(ctx, clock);
   };

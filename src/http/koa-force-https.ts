@@ -1,3 +1,4 @@
+import { routePath } from './route-dispatch.ts';
 import type { Middleware } from 'koa';
 import { AppError } from '../errors/app-error.ts';
 
@@ -15,8 +16,10 @@ export const PLAIN_HTTP_EXEMPT = new Set(['/healthz', '/readyz', '/metrics']);
 export function forceHttps(options: { enabled: boolean; publicUrl: string }): Middleware {
   const httpsHost = new URL(options.publicUrl).host;
   return async (ctx, next) => {
-    if (!options.enabled || ctx.secure || PLAIN_HTTP_EXEMPT.has(ctx.path)) return next();
-    const api = ctx.path === '/v1' || ctx.path.startsWith('/v1/') || ctx.path.startsWith('/oauth/');
+    // Decided by the path as the routers match it: /V1/... and /healthz/ are answered too.
+    const path = routePath(ctx.path);
+    if (!options.enabled || ctx.secure || PLAIN_HTTP_EXEMPT.has(path)) return next();
+    const api = path === '/v1' || path.startsWith('/v1/') || path.startsWith('/oauth/');
     if (!api && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       ctx.status = 308;
       ctx.redirect(`https://${httpsHost}${ctx.originalUrl}`);

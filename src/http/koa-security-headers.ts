@@ -1,3 +1,4 @@
+import { routePath } from './route-dispatch.ts';
 import type { Middleware } from 'koa';
 
 /**
@@ -40,7 +41,7 @@ export function securityHeaders(): Middleware {
       if (ctx.secure) ctx.set('Strict-Transport-Security', HSTS);
       if (ctx.response.is('html')) ctx.set('Content-Security-Policy', pageCsp(ctx.response.get('Content-Security-Policy')));
       else ctx.set('Content-Security-Policy', API_CSP);
-      if (!CACHEABLE.has(ctx.path) && !ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'no-store');
+      if (!CACHEABLE.has(routePath(ctx.path)) && !ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'no-store');
       // RFC 6749 §5.1 asks for both on a token response; the provider sets only Cache-Control.
       if (String(ctx.response.get('Cache-Control')).includes('no-store') && !ctx.response.get('Pragma')) ctx.set('Pragma', 'no-cache');
     }

@@ -145,6 +145,16 @@ describe('HTTP edge (Redis store)', () => {
       expect(res.headers.get('access-control-allow-credentials')).toBeNull();
     });
 
+    it('treats /V1/AUTH/LOGIN and /v1/auth/login/ as the cookie-mode route they are: credentials and the CSRF header allowed', async () => {
+      for (const path of ['/V1/AUTH/LOGIN', '/v1/auth/login/']) {
+        const res = await fetch(`${server.url}${path}`, {
+          method: 'OPTIONS', headers: { origin: APP_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, x-csrf-token' },
+        });
+        expect(res.headers.get('access-control-allow-credentials'), path).toBe('true');
+        expect(res.headers.get('access-control-allow-headers'), path).toContain('X-CSRF-Token');
+      }
+    });
+
     it('keeps CORS headers on error answers to an allowed origin, so the app can read them', async () => {
       const res = await get('/v1/auth/verify', { origin: APP_ORIGIN });
       expect(res.status).toBe(401);
@@ -463,6 +473,11 @@ describe('HTTP edge behind a proxy and with FORCE_HTTPS', () => {
     const oauth = await fetch(`${forced.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
     expect(oauth.status).toBe(403);
     expect(await oauth.json()).toMatchObject({ error: 'access_denied', error_description: 'HTTPS is required' });
+    // The same for the paths as the routers also answer them (case, a trailing slash).
+    for (const path of ['/V1/auth/verify', '/v1/auth/verify/', '/OAUTH/userinfo']) {
+      expect((await fetch(`${forced.url}${path}`, { redirect: 'manual' })).status, path).toBe(403);
+    }
+    expect((await fetch(`${forced.url}/HEALTHZ`, { redirect: 'manual' })).status).toBe(200);
   });
 
   it('FORCE_HTTPS redirects a page GET to the PUBLIC_URL host, whatever Host the request claimed', async () => {

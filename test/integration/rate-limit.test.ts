@@ -309,6 +309,25 @@ describe('the count rides with the store\'s last check of the credential', () =>
   });
 });
 
+describe('the /v1 rate limit, however the path is spelt', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ config: { trustProxy: true, rateLimitPerHour: 1000, rateLimitBurst: 3 } });
+  });
+  afterAll(() => server?.close());
+
+  it('counts /V1/..., /v1/.../ and /v1/... in one bucket, as the routes answer all three', async () => {
+    const ip = { 'x-forwarded-for': '203.0.113.200' };
+    const statuses: number[] = [];
+    for (const path of ['/V1/auth/verify', '/v1/AUTH/verify/', '/v1/auth/verify', '/V1/auth/verify']) {
+      const res = await fetch(`${server.url}${path}`, { headers: ip });
+      statuses.push(res.status);
+      expect(res.headers.get('x-ratelimit-limit'), path).not.toBeNull();
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+});
+
 describe('a flood of wrong secrets for a known client_id', () => {
   let server: TestServer;
   beforeAll(async () => {
