@@ -93,7 +93,7 @@ export function adminClientRoutes(deps: Pick<Deps, 'config'>, admin: Pick<AdminS
       body: updateClientSchema,
       responses: {
         200: { description: 'The changed client', schema: withSecret },
-        403: notGrantable,
+        403: { description: 'Granting a scope the caller does not hold, or changing a client that holds one (needs admin.users to grant any scope); required_scope names them' },
         404: { description: 'No such client' },
         409: { description: 'Declared in the config file' },
       },
@@ -110,11 +110,12 @@ export function adminClientRoutes(deps: Pick<Deps, 'config'>, admin: Pick<AdminS
       params: idParams,
       responses: {
         200: { description: 'The client and its new secret', schema: withSecret.extend({ client_secret: z.string() }) },
+        403: { description: 'The client holds a scope the caller could not have given it (needs admin.users, or every scope it holds); required_scope names them' },
         404: { description: 'No such client' },
         409: { description: 'Public or private_key_jwt client, or declared in the config file' },
       },
       async handler(ctx, { params, principal }) {
-        const { client, clientSecret } = await clientAdmin.rotateSecret(params.id, actorOf(ctx, principal));
+        const { client, clientSecret } = await granting(() => clientAdmin.rotateSecret(params.id, actorOf(ctx, principal)));
         ctx.body = { ...client, client_secret: clientSecret };
       },
     }),

@@ -55,6 +55,17 @@ export function createClientAdmin(deps: ClientAdminDeps) {
     if (refused.length) throw new ScopeNotGrantableError(refused);
   }
 
+  /**
+   * Changing a client, or giving it a new secret, is taking control of what it may do: only
+   * for an admin who could have given it its scopes (as adding a service-account key needs
+   * every scope of the account). Else an admin.settings admin could rotate the secret of a
+   * client holding admin.users, or turn a public one confidential, and act with its scopes.
+   */
+  async function mustControl(scope: unknown, actor: AdminActor): Promise<void> {
+    const refused = scopesNotGrantable(await heldScopes(actor, users), parseScope(typeof scope === 'string' ? scope : undefined));
+    if (refused.length) throw new ScopeNotGrantableError(refused);
+  }
+
   async function mustFind(id: string): Promise<ClientMetadata> {
     const client = await clients.find(id);
     if (!client) throw new AppError('NOT_FOUND', { message: 'Client not found' });
@@ -138,6 +149,7 @@ export function createClientAdmin(deps: ClientAdminDeps) {
     let newSecret: string | undefined;
     const stored = await clients.update(id, async (current) => {
       before = current;
+      await mustControl(current.scope, actor);
       const grantsChanged = change.grant_types !== undefined && change.response_types === undefined;
       const merged: ClientMetadata = { ...current, ...change, client_id: id };
       if (grantsChanged) delete merged.response_types;
@@ -159,6 +171,7 @@ export function createClientAdmin(deps: ClientAdminDeps) {
     mustBeEditable(id);
     const secret = generateClientSecret();
     const stored = await clients.update(id, async (current) => {
+      await mustControl(current.scope, actor);
       if (!needsSecret(String(current.token_endpoint_auth_method ?? 'client_secret_basic'))) {
         throw new AppError('CONFLICT', { message: 'This client does not authenticate with a secret' });
       }

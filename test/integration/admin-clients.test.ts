@@ -479,4 +479,27 @@ describe('admin API: OAuth clients (Redis store)', () => {
     const superToken = await userAccessToken(server, superAdmin, 'openid admin.settings admin.users');
     expect((await api(server, 'POST', '/v1/admin/clients', { token: superToken, body: machineClient({ scope: 'cmdb.delete admin.audit' }) })).status).toBe(201);
   });
+
+  it('an admin.settings admin cannot take over a client holding scopes they could not give it: no new secret, no edit', async () => {
+    const superToken = await userAccessToken(server, await createTestUser(server, ['admin.settings', 'admin.users']), 'openid admin.settings admin.users');
+    const powerful = (await api(server, 'POST', '/v1/admin/clients', { token: superToken, body: machineClient({ scope: 'admin.users cmdb.delete' }) })).body;
+    const publicPowerful = (await api(server, 'POST', '/v1/admin/clients', {
+      token: superToken,
+      body: { client_name: 'SPA', grant_types: ['authorization_code'], token_endpoint_auth_method: 'none', redirect_uris: ['http://127.0.0.1/cb'], scope: 'openid admin.users' },
+    })).body;
+    const settingsToken = await userAccessToken(server, await createTestUser(server, ['admin.settings']), 'openid admin.settings');
+
+    const rotate = await api(server, 'POST', `/v1/admin/clients/${powerful.client_id}/rotate-secret`, { token: settingsToken });
+    expect(rotate.status).toBe(403);
+    expect(rotate.body).toMatchObject({ code: 'INSUFFICIENT_SCOPE', required_scope: 'admin.users cmdb.delete' });
+    expect(rotate.text).not.toMatch(/client_secret/);
+    // The old secret still works: nothing changed.
+    expect((await clientCredentials(server.url, powerful.client_id, powerful.client_secret, 'cmdb.delete')).status).toBe(200);
+    const turnedConfidential = await api(server, 'PATCH', `/v1/admin/clients/${publicPowerful.client_id}`, {
+      token: settingsToken, body: { grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_post', redirect_uris: [] },
+    });
+    expect(turnedConfidential.status).toBe(403);
+    // Whoever could have given those scopes still can.
+    expect((await api(server, 'POST', `/v1/admin/clients/${powerful.client_id}/rotate-secret`, { token: superToken })).status).toBe(200);
+  });
 });
