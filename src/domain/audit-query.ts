@@ -30,8 +30,14 @@ const BATCH = 500;
 /** Entries read per query at most: a sparse filter returns a short page and a cursor to go on. */
 export const MAX_SCAN = 10_000;
 const STREAM_ID = /^(\d{1,15})-(\d{1,20})$/;
+/** The largest sequence number of a stream id (Redis keeps it in 64 bits). */
+const MAX_SEQUENCE = 18446744073709551615n;
 
-export const isStreamId = (value: string): boolean => STREAM_ID.test(value);
+/** A stream id Redis accepts: ms and sequence within their 64 bits. */
+export const isStreamId = (value: string): boolean => {
+  const match = STREAM_ID.exec(value);
+  return match !== null && BigInt(match[2]) <= MAX_SEQUENCE;
+};
 
 /** The id just before `id` in stream order (XREVRANGE's end is inclusive). */
 export function previousStreamId(id: string): string | null {
@@ -65,7 +71,9 @@ export function createAuditQuery(deps: { store: Store }) {
   async function query(filter: AuditFilter, options: { cursor?: string; limit: number; maxScan?: number }): Promise<AuditPage> {
     const matches = matcher(filter);
     const start = filter.since !== undefined ? `${Math.max(0, filter.since - SKEW_MS)}-0` : '-';
-    let end = filter.until !== undefined ? `${filter.until + SKEW_MS}-18446744073709551615` : '+';
+    // A time before the stream's start (1970) leaves nothing to read; Redis refuses a negative id.
+    if (filter.until !== undefined && filter.until + SKEW_MS < 0) return { events: [], nextCursor: null };
+    let end = filter.until !== undefined ? `${filter.until + SKEW_MS}-${MAX_SEQUENCE}` : '+';
     if (options.cursor) {
       const before = previousStreamId(options.cursor);
       if (before === null) return { events: [], nextCursor: null };

@@ -150,6 +150,14 @@ describe('audit trail: admin changes recorded, searched, exported, never a secre
     expect((await search(`?since=${Math.floor(t / 1000) + 3600}`)).events).toEqual([]);
     const future = (await search(`?until=${encodeURIComponent(new Date(startedAt - 3600_000).toISOString())}`)).events;
     expect(future).toEqual([]);
+    // Times before the stream could begin are an empty answer, not a Redis error.
+    for (const until of ['1900-01-01T00:00:00Z', '1969-12-31T23:00:00Z']) expect((await search(`?until=${until}`)).events).toEqual([]);
+  });
+
+  it('refuses a cursor whose sequence number no stream id can have', async () => {
+    const r = await api(server, 'GET', '/v1/admin/audit?cursor=999999999999999-99999999999999999999', { token: admin });
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('VALIDATION_FAILED');
   });
 
   it('pages with a cursor: every event once, in the same order as one big page', async () => {
