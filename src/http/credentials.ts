@@ -67,6 +67,8 @@ export function bearerTokenStrategy(deps: Pick<Deps, 'accessTokens' | 'dpop' | '
     extract(ctx) {
       const header = ctx.get('authorization');
       if (!header) return undefined;
+      // Node keeps only the first of repeated Authorization headers; a proxy may read the last.
+      if ((ctx.req.headersDistinct.authorization?.length ?? 0) > 1) throw invalidToken(realm, 'Present exactly one credential');
       const presented = accessTokenOf(header);
       if (!presented) return '';
       if (presented.scheme === 'DPoP') dpopScheme.add(ctx);

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +124,21 @@ describe('API keys as credentials (Redis store)', () => {
     expectRefused(await get(`${server.url}/v1/auth/verify?api_key=${key}`, { 'x-api-key': key }), 'Present exactly one credential');
     expectRefused(await get(`${server.url}/v1/auth/verify?api_key=${key}&api_key=${key}`), 'Present exactly one credential');
     expectRefused(await get(`${server.url}/v1/auth/verify`, { 'x-api-key': key, authorization: `Bearer ${token}` }), 'Present exactly one credential');
+    // Two Authorization headers (fetch would join them; written by hand, both go), in either order.
+    for (const second of ['Bearer bad', `Bearer ${token}`]) {
+      const { port } = new URL(server.url);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(`GET /v1/auth/verify HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\nAuthorization: ${second}\r\nConnection: close\r\n\r\n`);
+        });
+        let text = '';
+        socket.on('data', (chunk) => { text += chunk; });
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(answer.split('\r\n')[0], second).toBe('HTTP/1.1 401 Unauthorized');
+      expect(answer).toContain('Present exactly one credential');
+    }
     expectRefused(await get(`${server.url}/v1/auth/verify?api_key=nsa_live_nope`));
 
     await server.deps.settings.update({ apiKeys: { allowQueryParam: false } }, 'test');
