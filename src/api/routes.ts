@@ -1,6 +1,8 @@
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { routePath } from '../http/route-dispatch.ts';
+import { requestFacts } from '../http/request-facts.ts';
+import type { Principal } from '../http/principal.ts';
 import type Provider from 'oidc-provider';
 import type { Deps } from '../deps.ts';
 import { AppError } from '../errors/app-error.ts';
@@ -33,20 +35,48 @@ export function apiRouteSpecs(deps: Deps, provider: () => Provider): RouteSpec[]
 }
 
 /**
- * The /v1 router, and its rate limit, to mount in front of it: every request under /v1
- * counts against its credential (or its IP). The limit decides by the path as the router
- * matches it (case and a trailing slash aside): mounted with the router's own prefix it
- * was skipped by /V1/..., which the routes still answer.
+ * Refused admin calls go to the audit trail too (`admin.denied`, outcome failure): a
+ * missing scope, granting what the caller does not hold, an admin turning on themselves.
+ * Who tried, on which route, and why; never the body.
  */
-export function apiRoutes(deps: Deps, provider: () => Provider): { router: Router; rateLimit: Middleware; specs: RouteSpec[] } {
+function auditAdminRefusals(deps: Pick<Deps, 'audit'>): Middleware {
+  return async (ctx, next) => {
+    if (!routePath(ctx.path).startsWith('/v1/admin/')) return next();
+    try {
+      await next();
+    } catch (err) {
+      if (err instanceof AppError && err.status === 403) {
+        const principal = ctx.state.principal as Principal | undefined;
+        await deps.audit.record({
+          type: 'admin.denied', outcome: 'failure', actor: principal?.subject ?? 'anonymous', ...requestFacts(ctx),
+          details: {
+            method: ctx.method, path: routePath(ctx.path), code: err.code,
+            ...(typeof err.extra.required_scope === 'string' ? { requiredScope: err.extra.required_scope } : {}),
+            ...(principal ? { credential: principal.type, credentialId: principal.credentialId } : {}),
+          },
+        }).catch(() => undefined);
+      }
+      throw err;
+    }
+  };
+}
+
+/**
+ * The /v1 router, and what to mount in front of it: the rate limit (every request under /v1
+ * counts against its credential, or its IP) and the audit of refused admin calls. Both
+ * decide by the path as the router matches it (case and a trailing slash aside): mounted
+ * with the router's own prefix, the limit was skipped by /V1/..., which the routes answer.
+ */
+export function apiRoutes(deps: Deps, provider: () => Provider): { router: Router; inFront: Middleware; specs: RouteSpec[] } {
   const router = new Router({ prefix: '/v1' });
   const realm = deps.config.publicUrl;
   const resolveCredential = createCredentialResolver([bearerTokenStrategy(deps), apiKeyStrategy(deps)], realm);
   const specs = apiRouteSpecs(deps, provider);
   const limit = apiRateLimit(rateLimitDepsOf(deps), resolveCredential);
-  const rateLimit: Middleware = (ctx, next) => {
+  const refusals = auditAdminRefusals(deps);
+  const inFront: Middleware = (ctx, next) => {
     const path = routePath(ctx.path);
-    return path === '/v1' || path.startsWith('/v1/') ? limit(ctx, next) : next();
+    return path === '/v1' || path.startsWith('/v1/') ? limit(ctx, () => refusals(ctx, next)) : next();
   };
   mountRoutes(router, specs, { resolveCredential, realm });
   const document = buildOpenApiDocument(specs, { version: '0.1.0', serverUrl: deps.config.publicUrl });
@@ -57,5 +87,5 @@ export function apiRoutes(deps: Deps, provider: () => Provider): { router: Route
   router.all('/{*rest}', () => {
     throw new AppError('NOT_FOUND');
   });
-  return { router, rateLimit, specs };
+  return { router, inFront, specs };
 }

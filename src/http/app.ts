@@ -70,7 +70,7 @@ export function createApp(deps: Deps): App {
   koa.use(clientVersion({ minimum: deps.config.minClientVersion }));
   koa.use(pageErrors(deps.logger));
   koa.use(browserRateLimit(rateLimitDepsOf(deps)));
-  koa.use(api.rateLimit);
+  koa.use(api.inFront);
   koa.use(routesBySegment([...routers, interactionRoutes(deps, providers.current)]));
   koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
   koa.use(providerStoreOutage());

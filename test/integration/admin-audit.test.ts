@@ -217,6 +217,21 @@ describe('audit trail: admin changes recorded, searched, exported, never a secre
     expect((await api(server, 'GET', '/v1/admin/audit')).status).toBe(401);
   });
 
+  it('records refused admin calls (admin.denied): a missing scope, an admin turning on themselves', async () => {
+    const auditor = await createTestUser(server, ['admin.audit']);
+    const auditorToken = await userAccessToken(server, auditor, 'openid admin.audit');
+    expect((await api(server, 'GET', '/v1/admin/users', { token: auditorToken })).status).toBe(403);
+    const userAdmin = await createTestUser(server, ['admin.users']);
+    const userAdminToken = await userAccessToken(server, userAdmin, 'openid admin.users');
+    expect((await api(server, 'PATCH', `/v1/admin/users/${userAdmin.id}`, { token: userAdminToken, body: { disabled: true } })).status).toBe(403);
+
+    const denied = (await search('?type=admin.denied&limit=10')).events;
+    expect(denied.find((e) => e.actor === auditor.id)).toMatchObject({
+      outcome: 'failure', details: { method: 'GET', path: '/v1/admin/users', code: 'INSUFFICIENT_SCOPE', requiredScope: 'admin.users', credential: 'user' },
+    });
+    expect(denied.find((e) => e.actor === userAdmin.id)).toMatchObject({ details: { method: 'PATCH', code: 'FORBIDDEN' } });
+  });
+
   it('holds no secret: the whole stream (XRANGE - +) contains none of the passwords, tokens, keys and secrets used', async () => {
     const entries = await server.store.streamRange(AUDIT_STREAM, '-', '+', 1_000_000);
     expect(entries.length).toBeGreaterThan(20);
