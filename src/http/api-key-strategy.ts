@@ -1,3 +1,4 @@
+import { requestFacts } from './request-facts.ts';
 import type { Context } from 'koa';
 import type { Deps } from '../deps.ts';
 import { invalidToken, type CredentialStrategy } from './credentials.ts';
@@ -65,7 +66,8 @@ export function apiKeyStrategy(deps: Pick<Deps, 'apiKeys' | 'settings' | 'logger
       return query.trim();
     },
     async resolve(key, ctx, identified): Promise<Principal | null> {
-      const facts = { ip: ctx.ip, requestId: ctx.state.requestId, clientVersion: ctx.get('x-client-version') || undefined };
+      // X-Client-Version as koa-client-version.ts kept it (short and plain), never the raw header.
+      const facts = { ...requestFacts(ctx), ip: ctx.ip };
       const result = await deps.apiKeys.authenticate(key, facts, (match) => identified(principalOfKey(match)));
       if (!result.ok) {
         deps.logger.debug({ request_id: ctx.state.requestId, reason: result.reason }, 'api key refused');
