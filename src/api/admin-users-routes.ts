@@ -3,12 +3,11 @@ import type { AdminServices } from '../admin-services.ts';
 import type { Deps } from '../deps.ts';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../domain/passwords.ts';
 import { actorOf } from './admin-actor.ts';
-import { route, type RouteSpec } from './route.ts';
+import { route, type RouteSpec, printable } from './route.ts';
 
 const TAG = 'Admin: users';
 const SCOPE = 'admin.users';
 
-const printable = (max: number) => z.string().trim().max(max).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 const password = z.string().min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`).max(MAX_PASSWORD_LENGTH);
 const scopes = z.array(z.string().max(64)).max(64);
 

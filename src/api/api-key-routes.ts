@@ -9,11 +9,10 @@ import { MAX_ALLOW_LIST_ENTRIES, normaliseAllowListEntry } from '../domain/ip-al
 import { apiScopesOf } from '../domain/scopes.ts';
 import { AppError, validationFailed } from '../errors/app-error.ts';
 import { insufficientScope, invalidToken } from '../http/credentials.ts';
-import { route, type RouteSpec } from './route.ts';
+import { route, type RouteSpec, printable } from './route.ts';
 
 const TAG = 'API keys';
 // Control characters would make names unreadable in lists and logs.
-const printable = (max: number) => z.string().trim().max(max).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 
 const keyView = z.object({
   id: z.string(),

@@ -56,6 +56,9 @@ export const route = <B extends Schema | undefined = undefined, Q extends Schema
   spec: RouteSpec<B, Q, P>,
 ): RouteSpec => spec as unknown as RouteSpec;
 
+/** Text a person typed (a name, a description): trimmed, at most `max` characters, no control characters. */
+export const printable = (max: number) => z.string().trim().max(max).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
 export function parseWith<S extends Schema>(schema: S, value: unknown, where: string): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;

@@ -5,12 +5,11 @@ import { ScopeNotGrantableError } from '../domain/client-admin.ts';
 import { serviceAccountAlgs } from '../domain/service-account-keys.ts';
 import { insufficientScope } from '../http/credentials.ts';
 import { actorOf } from './admin-actor.ts';
-import { route, type RouteSpec } from './route.ts';
+import { route, type RouteSpec, printable } from './route.ts';
 
 const TAG = 'Admin: service accounts';
 const SCOPE = 'admin.settings';
 
-const printable = (max: number) => z.string().trim().min(1).max(max).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
 const scopes = z.array(z.string().max(64)).max(64);
 const publicKey = z.union([z.string().max(16_384), z.record(z.string(), z.unknown())])
   .describe('PEM public key (SPKI "BEGIN PUBLIC KEY", PKCS#1 or a certificate) or a public JWK; leave out to have the server make a key pair');
@@ -79,7 +78,7 @@ export function adminServiceAccountRoutes(deps: Pick<Deps, 'config'>, admin: Pic
       method: 'post',
       path: '/admin/service-accounts',
       summary: 'Create a service account with an uploaded public key, or with a server-made key pair (key file shown once)',
-      body: z.object({ name: printable(100), scopes, publicKey: publicKey.optional(), alg: alg.optional() }).strict(),
+      body: z.object({ name: printable(100).min(1), scopes, publicKey: publicKey.optional(), alg: alg.optional() }).strict(),
       responses: {
         201: { description: 'Created', schema: accountView.extend({ keyFile: keyFile.optional() }) },
         403: notGrantable,

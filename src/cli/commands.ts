@@ -12,7 +12,7 @@ import { rotateSigningKeys } from '../domain/key-rotation.ts';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../domain/passwords.ts';
 import { apiScopesOf } from '../domain/scopes.ts';
 import { AppError } from '../errors/app-error.ts';
-import { parseWith } from '../api/route.ts';
+import { parseWith, printable } from '../api/route.ts';
 import { StoreUnavailableError } from '../store/store.ts';
 
 /** Parsed command-line values (node:util parseArgs). */
@@ -61,7 +61,7 @@ async function createUser(ctx: CommandContext, scopes: string[], invite: boolean
   if (values['password-stdin']) chosen = parseWith(password, await ctx.readPassword(), 'password');
   const generated = !chosen && !invite ? randomAlphanumeric(20) : undefined;
   const result = await admin.userAdmin.create(
-    { email: address, password: chosen ?? generated, name: str(values, 'name'), scopes, invite },
+    { email: address, password: chosen ?? generated, name: values.name === undefined ? undefined : parseWith(printable(100), str(values, 'name'), 'name'), scopes, invite },
     actorFor(deps),
   );
   const inviteUrl = result.inviteToken ? `${deps.config.publicUrl}/invite?token=${encodeURIComponent(result.inviteToken)}` : undefined;
@@ -97,7 +97,7 @@ export const commands: Record<string, (ctx: CommandContext) => Promise<CommandRe
   },
 
   async 'create-service-account'({ values, admin, deps }) {
-    const name = required(values, 'name');
+    const name = parseWith(printable(100).min(1), required(values, 'name'), 'name');
     const scopes = list(values, 'scopes');
     if (!scopes?.length) throw new UsageError('--scopes is required');
     const path = resolve(required(values, 'key-file'));

@@ -106,6 +106,14 @@ describe('command-line administration (child processes on the run\'s Redis)', { 
     expect(short.code).toBe(2);
     expect(short.stderr).toContain('password');
     expect(await server.deps.users.findByEmail('short@example.test')).toBeNull();
+
+    // Names follow the API's rule: no control characters (they would reach terminals and logs), at most 100 characters.
+    for (const name of ['evil\u001b[31mred\nline2', 'x'.repeat(101)]) {
+      const refused = await cli(env, ['create-user', '--email', 'named@example.test', '--name', name]);
+      expect(refused.code, name.slice(0, 20)).toBe(2);
+      expect(refused.stderr).toContain('name');
+    }
+    expect(await server.deps.users.findByEmail('named@example.test')).toBeNull();
   });
 
   it('create-user --invite prints a one-time link the server accepts', async () => {
