@@ -27,19 +27,29 @@ export function buildOpenApiDocument(specs: RouteSpec[], info: { version: string
         parameters.push({ name, in: location, required: location === 'path' || (json.required ?? []).includes(name), schema: property });
       }
     }
+    // Error bodies are the contract's Error, unless the route answers in a shape of its own
+    // (the service-account token route speaks RFC 6749): then that shape, as its 400 declares.
+    const ownErrorSchema = spec.responses[400]?.schema;
+    const errorSchema = ownErrorSchema ? toJsonSchema(ownErrorSchema, 'output') : { $ref: '#/components/schemas/Error' };
     const responses: Record<string, unknown> = {};
     for (const [status, response] of Object.entries(spec.responses)) {
-      responses[status] = {
-        description: response.description,
-        ...(response.schema ? { content: { 'application/json': { schema: toJsonSchema(response.schema, 'output') } } } : {}),
-      };
+      const schema = response.schema ? toJsonSchema(response.schema, 'output') : Number(status) >= 400 ? errorSchema : undefined;
+      responses[status] = { description: response.description, ...(schema ? { content: { 'application/json': { schema } } } : {}) };
     }
-    const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } });
+    const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: errorSchema } } });
     if (spec.body || spec.query || spec.params) responses['400'] ??= errorResponse('Validation failed');
     if (spec.auth === 'required') responses['401'] ??= errorResponse('Missing, malformed, expired or revoked credential');
     if (spec.scope) responses['403'] ??= errorResponse(`Credential lacks the ${spec.scope} scope`);
     if (spec.firstPartyOnly) responses['403'] ??= errorResponse('Not a token of the first-party login (POST /v1/auth/login)');
+    if (spec.body) {
+      responses['413'] ??= errorResponse('Body larger than the limit');
+      responses['415'] ??= errorResponse('Body of another content type');
+    }
+    responses['426'] ??= errorResponse('X-Client-Version below MIN_CLIENT_VERSION (when set)');
     responses['429'] ??= errorResponse('Rate limited');
+    responses['503'] ??= errorResponse('The store is out of reach; Retry-After says when to try again');
+    // A route for some kinds of credential only (a user's) does not take an API key.
+    const takesApiKeys = !spec.principalTypes || spec.principalTypes.includes('api_key');
 
     const path = openApiPath(spec.path);
     paths[path] ??= {};
@@ -56,7 +66,9 @@ export function buildOpenApiDocument(specs: RouteSpec[], info: { version: string
             },
           }
         : {}),
-      ...(spec.auth === 'required' ? { security: [{ bearerAuth: spec.scope ? [spec.scope] : [] }, { apiKeyHeader: [] }] } : { security: [] }),
+      ...(spec.auth === 'required'
+        ? { security: [{ bearerAuth: spec.scope ? [spec.scope] : [] }, ...(takesApiKeys ? [{ apiKeyHeader: [] }] : [])] }
+        : { security: [] }),
       ...(spec.scope ? { 'x-required-scope': spec.scope } : {}),
       responses,
     };

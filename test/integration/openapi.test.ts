@@ -55,6 +55,26 @@ describe('OpenAPI 3.1 document of /v1', () => {
     expect(documented).toEqual(mounted);
   });
 
+  it('gives every error answer its body, lists the answers of the edge (413, 415, 426, 503), and the credentials each route takes', () => {
+    const operations = Object.entries(document.paths as Record<string, Record<string, any>>)
+      .flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, op })));
+    for (const { name, op } of operations) {
+      for (const [status, response] of Object.entries(op.responses as Record<string, any>)) {
+        if (Number(status) >= 400) expect(response.content?.['application/json']?.schema, `${name} ${status}`).toBeDefined();
+      }
+      expect(Object.keys(op.responses), name).toEqual(expect.arrayContaining(['426', '429', '503']));
+      if (op.requestBody) expect(Object.keys(op.responses), name).toEqual(expect.arrayContaining(['413', '415']));
+    }
+    // A user's own routes (API keys, MFA, logout) answer an API key with 403: they do not list it.
+    const keys = (document.paths['/v1/auth/api-keys'].post.security as Record<string, unknown>[]).map((s) => Object.keys(s)[0]);
+    expect(keys).toEqual(['bearerAuth']);
+    const verify = (document.paths['/v1/auth/verify'].get.security as Record<string, unknown>[]).map((s) => Object.keys(s)[0]);
+    expect(verify).toEqual(['bearerAuth', 'apiKeyHeader']);
+    // The service-account token route keeps RFC 6749's error shape for them.
+    const saErrors = document.paths['/v1/auth/service-account/token'].post.responses;
+    expect(saErrors['503'].content['application/json'].schema.properties).toHaveProperty('error_description');
+  });
+
   it('documents the admin API with its scopes, bodies and error answers', () => {
     const paths = document.paths as Record<string, Record<string, any>>;
     for (const [path, operations] of Object.entries(paths).filter(([p]) => p.startsWith('/v1/admin/'))) {
