@@ -1,3 +1,4 @@
+import { validationFailed } from '../errors/app-error.ts';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { AdminServices } from '../admin-services.ts';
@@ -79,7 +80,9 @@ export function adminAuditRoutes(deps: Pick<Deps, 'audit'>, admin: Pick<AdminSer
         const filter: AuditFilter = { type: q.type, actor: q.actor, subject: q.subject, outcome: q.outcome, since: q.since, until: q.until };
         const wantsLines = q.format === 'jsonl' || (q.format === undefined && ctx.accepts('application/json', NDJSON) === NDJSON);
         if (!wantsLines) {
-          ctx.body = await auditQuery.query(filter, { cursor: q.cursor, limit: Math.min(q.limit ?? 50, 500) });
+          // A page holds 1-500, as for the users and clients lists: more is refused, not cut.
+          if ((q.limit ?? 50) > 500) throw validationFailed([{ field: 'limit', message: 'a page holds at most 500 events (an export, format=jsonl, takes more)' }]);
+          ctx.body = await auditQuery.query(filter, { cursor: q.cursor, limit: q.limit ?? 50 });
           return;
         }
         await auditAdminChange(deps.audit, actorOf(ctx, principal), 'admin.audit.exported', undefined, {

@@ -204,7 +204,7 @@ describe('audit trail: admin changes recorded, searched, exported, never a secre
   });
 
   it('refuses bad queries with 400 and other scopes with 403', async () => {
-    for (const q of ['?since=yesterday', '?until=2025-13-45T00:00:00Z', '?cursor=abc', '?limit=0', '?format=xml', '?type=a%20b', '?outcome=maybe']) {
+    for (const q of ['?since=yesterday', '?until=2025-13-45T00:00:00Z', '?cursor=abc', '?limit=0', '?limit=501', '?format=xml', '?type=a%20b', '?outcome=maybe']) {
       const r = await api(server, 'GET', `/v1/admin/audit${q}`, { token: admin });
       expect(r.status, q).toBe(400);
       expect(r.body.code).toBe('VALIDATION_FAILED');
