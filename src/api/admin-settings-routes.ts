@@ -3,7 +3,7 @@ import type { Deps } from '../deps.ts';
 import { longestTokenLifetimeMs } from '../deps.ts';
 import { auditAdminChange } from '../domain/admin-actor.ts';
 import { rotateSigningKeys } from '../domain/key-rotation.ts';
-import { changedFields, InvalidPolicyError, runtimePolicyPatchSchema, runtimePolicySchema, type SettingsSnapshot } from '../domain/runtime-settings.ts';
+import { InvalidPolicyError, policyChanges, runtimePolicyPatchSchema, runtimePolicySchema, type SettingsSnapshot } from '../domain/runtime-settings.ts';
 import { validationFailed } from '../errors/app-error.ts';
 import { actorOf } from './admin-actor.ts';
 import { route, type RouteSpec } from './route.ts';
@@ -57,8 +57,11 @@ export function adminSettingsRoutes(deps: Pick<Deps, 'config' | 'settings' | 'si
           if (err instanceof InvalidPolicyError) throw validationFailed(err.issues);
           throw err;
         }
+        const changes = policyChanges(result.before.settings, result.after.settings);
         await auditAdminChange(deps.audit, actor, 'admin.settings.updated', undefined, {
-          fields: changedFields(result.before.settings, result.after.settings),
+          fields: changes.map((c) => c.field),
+          // What an operator needs to tell what changed (which CORS origin was added...).
+          changes: changes.map((c) => `${c.field}: ${JSON.stringify(c.from)} -> ${JSON.stringify(c.to)}`),
           version: result.after.version,
         });
         ctx.body = view(result.after);

@@ -280,19 +280,23 @@ export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger
 
 export type RuntimeSettings = ReturnType<typeof createRuntimeSettings>;
 
-/** Names of the fields that differ between two policies, e.g. ["tokens.accessTokenTtl"]. */
-export function changedFields(before: RuntimePolicy, after: RuntimePolicy): string[] {
-  const changed: string[] = [];
+/** The fields that differ between two policies, with their values before and after (the policy holds no secret). */
+export function policyChanges(before: RuntimePolicy, after: RuntimePolicy): { field: string; from: unknown; to: unknown }[] {
+  const changes: { field: string; from: unknown; to: unknown }[] = [];
+  const compare = (field: string, from: unknown, to: unknown) => {
+    if (JSON.stringify(from) !== JSON.stringify(to)) changes.push({ field, from, to });
+  };
   for (const group of Object.keys(after) as (keyof RuntimePolicy)[]) {
     const a = before[group] as unknown;
     const b = after[group] as unknown;
     if (Array.isArray(b) || typeof b !== 'object' || b === null) {
-      if (JSON.stringify(a) !== JSON.stringify(b)) changed.push(group);
+      compare(group, a, b);
       continue;
     }
-    for (const field of Object.keys(b)) {
-      if (JSON.stringify((a as Record<string, unknown>)[field]) !== JSON.stringify((b as Record<string, unknown>)[field])) changed.push(`${group}.${field}`);
-    }
+    for (const field of Object.keys(b)) compare(`${group}.${field}`, (a as Record<string, unknown>)[field], (b as Record<string, unknown>)[field]);
   }
-  return changed;
+  return changes;
 }
+
+/** Names of the fields that differ between two policies, e.g. ["tokens.accessTokenTtl"]. */
+export const changedFields = (before: RuntimePolicy, after: RuntimePolicy): string[] => policyChanges(before, after).map((c) => c.field);

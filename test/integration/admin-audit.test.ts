@@ -110,7 +110,7 @@ describe('audit trail: admin changes recorded, searched, exported, never a secre
     const failedLink = events.find((e) => e.type === 'user.password_set' && e.outcome === 'failure')!;
     expect(failedLink.actor).toBe('anonymous');
     const settings = events.find((e) => e.type === 'admin.settings.updated')!;
-    expect(settings.details).toMatchObject({ fields: ['lockout.maxFailures'] });
+    expect(settings.details).toMatchObject({ fields: ['lockout.maxFailures'], changes: ['lockout.maxFailures: 5 -> 4'] });
     const revokedKeys = events.filter((e) => e.type === 'apikey.revoked');
     expect(revokedKeys.length).toBeGreaterThanOrEqual(1);
     expect(revokedKeys.every((e) => e.actor === adminId)).toBe(true);
