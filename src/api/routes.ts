@@ -83,9 +83,15 @@ export function apiRoutes(deps: Deps, provider: () => Provider): { router: Route
   router.get('/openapi.json', (ctx) => {
     ctx.body = document;
   });
-  // Anything else under /v1 is a JSON 404 in the contract's shape.
-  router.all('/{*rest}', () => {
+  // Anything else under /v1: a route that exists with other methods is a 405 naming them
+  // (RFC 9110 §15.5.6), the rest a JSON 404, both in the contract's shape.
+  const catchAll = router.all('/{*rest}', (ctx) => {
+    const allowed = new Set(router.match(routePath(ctx.path), ctx.method).path
+      .filter((layer) => layer.methods.length > 0 && layer.path !== catchAllPath)
+      .flatMap((layer) => layer.methods));
+    if (allowed.size) throw new AppError('METHOD_NOT_ALLOWED', { headers: { Allow: [...allowed].join(', ') } });
     throw new AppError('NOT_FOUND');
   });
+  const catchAllPath = catchAll.stack.at(-1)!.path;
   return { router, inFront, specs };
 }

@@ -315,6 +315,17 @@ describe('HTTP edge (Redis store)', () => {
   });
 
   describe('errors and bodies on /v1', () => {
+    it('answers a route with another method 405 naming the methods it has (Allow), anything else 404', async () => {
+      const wrong = await fetch(`${server.url}/v1/auth/login`, { method: 'PATCH' });
+      expect(wrong.status).toBe(405);
+      expect(wrong.headers.get('allow')).toBe('POST');
+      expect(await wrong.json()).toMatchObject({ code: 'METHOD_NOT_ALLOWED', request_id: expect.any(String) });
+      const users = await fetch(`${server.url}/v1/admin/users`, { method: 'PUT' });
+      expect(users.status).toBe(405);
+      expect(users.headers.get('allow')?.split(', ').sort()).toEqual(['GET', 'HEAD', 'POST']);
+      expect((await fetch(`${server.url}/v1/no/such/route`)).status).toBe(404);
+    });
+
     const login = (body: string | Buffer, contentType = 'application/json') =>
       fetch(`${server.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': contentType }, body });
     const unique = () => `nobody-${Math.random().toString(36).slice(2, 10)}@example.test`;
