@@ -23,7 +23,7 @@ import { browserRateLimit, oauthRateLimit, rateLimitDepsOf } from './koa-rate-li
 import { clientCredentialsFastPath } from '../oidc/client-credentials-fast-path.ts';
 import { introspectionFastPath } from '../oidc/introspection-fast-path.ts';
 import { routesBySegment } from './route-dispatch.ts';
-import { foreignResourceGuard, providerStoreOutage, staleSignInGuard, unsavedSessionGuard } from '../oidc/provider-edge.ts';
+import { foreignResourceGuard, oauthBodyLimit, providerStoreOutage, staleSignInGuard, unsavedSessionGuard } from '../oidc/provider-edge.ts';
 import { SERVICE_ACCOUNT_TOKEN_PATH } from '../oidc/service-account-tokens.ts';
 import { apiAudienceOf } from '../config/load.ts';
 
@@ -72,6 +72,7 @@ export function createApp(deps: Deps): App {
   koa.use(browserRateLimit(rateLimitDepsOf(deps)));
   koa.use(api.inFront);
   koa.use(routesBySegment([...routers, interactionRoutes(deps, providers.current)]));
+  koa.use(oauthBodyLimit());
   koa.use(oauthRateLimit(rateLimitDepsOf(deps)));
   koa.use(providerStoreOutage());
   koa.use(unsavedSessionGuard());

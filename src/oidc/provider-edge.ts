@@ -151,3 +151,19 @@ export function foreignResourceGuard(audience: string): Middleware {
     ctx.body = { error: 'invalid_target', error_description: 'resource indicator is missing, or unknown', request_id: String(ctx.state.requestId ?? '') };
   };
 }
+
+/** The body limit of every JSON and form body (koa-body.ts), in bytes. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * A body declared larger than the limit is refused with 413 before the provider, whose
+ * own parser answers it with a 400 ("failed to parse the request body"): the contract
+ * says 413, as /v1 answers it, in the OAuth error shape here.
+ */
+export function oauthBodyLimit(): Middleware {
+  return async (ctx, next) => {
+    if (ctx.method !== 'POST' || !routePath(ctx.path).startsWith('/oauth/')) return next();
+    if (Number(ctx.get('content-length')) > MAX_BODY_BYTES) throw new AppError('PAYLOAD_TOO_LARGE');
+    return next();
+  };
+}

@@ -67,6 +67,18 @@ describe('bodies: too big, too deep, too strange', () => {
     fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': contentType, authorization: `Bearer ${admin}`, ...headers }, body });
   const answer = async (res: Response) => ({ status: res.status, headers: res.headers, body: (await res.json()) as any });
 
+  it('refuses a 200 KB form at /oauth/token with 413 in the OAuth error shape (the provider would say 400)', async () => {
+    const res = await fetch(`${server.url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `grant_type=client_credentials&pad=${'a'.repeat(200 * 1024)}`,
+    });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request', error_description: 'Request body too large', request_id: expect.any(String) });
+    // The connection is still good for the next request.
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+
   it('refuses a 100 KB JSON body on an admin route with 413 in the contract shape', async () => {
     const res = await answer(await post('/v1/admin/users', JSON.stringify({ email: 'big@example.test', scopes: [], name: 'x'.repeat(100 * 1024) })));
     expectV1Error(res, 413, 'PAYLOAD_TOO_LARGE');
@@ -118,13 +130,13 @@ describe('bodies: too big, too deep, too strange', () => {
     expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
   });
 
-  it('refuses nested form brackets (40 levels) in the contract shape, and a 1 MB form at /oauth/token in RFC 6749 form', async () => {
+  it('refuses nested form brackets (40 levels) in the contract shape, and a 1 MB form at /oauth/token in RFC 6749 form (413)', async () => {
     const nested = `grant_type=x&assertion${'[a]'.repeat(40)}=1`;
     const res = await answer(await post('/v1/auth/service-account/token', nested, 'application/x-www-form-urlencoded'));
     expect(res.status).toBe(400);
     expect(res.body.request_id).toBe(res.headers.get('x-request-id'));
     const big = await oauthPost(server, '/oauth/token', { grant_type: 'client_credentials', scope: 'x'.repeat(1024 * 1024) }, demoBasic(server));
-    expectOAuthError(big, 400, 'invalid_request');
+    expectOAuthError(big, 413, 'invalid_request');
   });
 
   it('refuses a body in another charset or a fake gzip encoding with 4xx in the contract shape', async () => {
