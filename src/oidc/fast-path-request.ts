@@ -62,11 +62,20 @@ async function arrivedBody(ctx: Context): Promise<Buffer | undefined> {
   return peekCompleteBody(ctx.req, MAX_BODY_BYTES);
 }
 
+// Per request: the form peeked at once, for every check in front of the provider (the
+// foreign-resource guard, then a fast path) instead of one peek and parse each.
+const peekedForms = new WeakMap<Context, Promise<querystring.ParsedUrlQuery | undefined>>();
+
 /** The form parameters of a request whose body has fully arrived, peeked at (the provider still reads it); undefined otherwise. */
-export async function peekedFormParams(ctx: Context): Promise<querystring.ParsedUrlQuery | undefined> {
-  if (ctx.get('content-type').toLowerCase().split(';')[0].trim() !== 'application/x-www-form-urlencoded') return undefined;
-  const body = await arrivedBody(ctx);
-  return body ? querystring.parse(body.toString('utf8')) : undefined;
+export function peekedFormParams(ctx: Context): Promise<querystring.ParsedUrlQuery | undefined> {
+  let form = peekedForms.get(ctx);
+  if (!form) {
+    form = ctx.get('content-type').toLowerCase().split(';')[0].trim() !== 'application/x-www-form-urlencoded'
+      ? Promise.resolve(undefined)
+      : arrivedBody(ctx).then((body) => (body ? querystring.parse(body.toString('utf8')) : undefined));
+    peekedForms.set(ctx, form);
+  }
+  return form;
 }
 
 /**
@@ -79,9 +88,8 @@ export async function plainFormRequest(ctx: Context, path: string, allowed: Read
   if (!ctx.get('authorization')) return undefined;
   const type = ctx.get('content-type').toLowerCase().split(';').map((s) => s.trim());
   if (type[0] !== 'application/x-www-form-urlencoded' || type.slice(1).some((p) => p !== 'charset=utf-8')) return undefined;
-  const body = await arrivedBody(ctx);
-  if (!body) return undefined;
-  const params = querystring.parse(body.toString('utf8'));
+  const params = await peekedFormParams(ctx);
+  if (!params) return undefined;
   const flat: Record<string, string> = {};
   for (const [name, value] of Object.entries(params)) {
     if (!allowed.has(name) || typeof value !== 'string') return undefined;
