@@ -25,6 +25,11 @@ import { createLoginService, type LoginService } from './domain/login.ts';
 import { apiAudienceOf } from './config/load.ts';
 import { createDpopProofs, type DpopProofs } from './domain/dpop-proof.ts';
 import { oidcKey } from './oidc/adapter.ts';
+import { createCachedReads, type CachedReads } from './store/cached-reads.ts';
+import { ACCESS_TOKEN_LIVENESS_PREFIXES } from './oidc/access-tokens.ts';
+import { API_KEY_RECORD_PREFIX } from './domain/api-key-records.ts';
+import { USER_RECORD_PREFIX } from './domain/users.ts';
+import { performance } from 'node:perf_hooks';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
 export interface Deps {
@@ -32,6 +37,8 @@ export interface Deps {
   clock: Clock;
   logger: Logger;
   store: Store;
+  /** The store's reads of credential liveness (deny-list, grants, API keys, users), answered from memory while no change can be missed. */
+  cachedReads: CachedReads;
   secrets: ServerSecrets;
   passwords: PasswordHasher;
   users: UserRepository;
@@ -71,7 +78,15 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   await keyRing.refresh();
   const settings = createRuntimeSettings({ store, clock, logger, config, refreshMs: config.settingsRefreshSeconds * 1000 });
   await settings.refresh();
-  const users = createUserRepository({ store, clock, passwords });
+  const cachedReads = createCachedReads({
+    store,
+    prefixes: [...ACCESS_TOKEN_LIVENESS_PREFIXES, API_KEY_RECORD_PREFIX, USER_RECORD_PREFIX],
+    now: () => performance.now(),
+    logger,
+    enabled: config.credentialCache,
+  });
+  await cachedReads.start();
+  const users = createUserRepository({ store, clock, passwords, cachedReads });
   const metrics = createMetrics();
   const audit = withAuditMetrics(createAuditLog({ store, clock, logger, maxEntries: config.auditMaxEntries }), metrics);
   const lockout = createLockout({ store, clock, secrets, audit, policy: () => settings.current().lockout });
@@ -81,9 +96,10 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     recoveryCodes: createRecoveryCodes({ store, passwords }),
   });
   const clients = createClientRepository({ store, secrets });
-  const accessTokens = createAccessTokenService({ keyRing, store, clock, issuer: config.publicUrl, audience: apiAudienceOf(config), clients });
+  const accessTokens = createAccessTokenService({ keyRing, store, cachedReads, clock, issuer: config.publicUrl, audience: apiAudienceOf(config), clients });
   return {
     ...base,
+    cachedReads,
     secrets,
     passwords,
     users,
@@ -101,7 +117,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     rateLimiter: createRateLimiter({ store, clock, logger, metrics, failOpen: config.rateLimitFailOpen }),
     settings,
     apiKeys: createApiKeyService({
-      store, clock, secrets, users, audit, logger,
+      store, cachedReads, clock, secrets, users, audit, logger,
       environment: config.apiKeyEnv,
       policy: () => {
         const { maxLifetimeDays, rotationGraceSeconds } = settings.current().apiKeys;

@@ -81,6 +81,7 @@ export const settings = {
   apiAudience: { env: 'API_AUDIENCE', schema: httpUrl.optional(), doc: 'aud of access tokens (the API they are for); default PUBLIC_URL' },
   accessTokenAlg: { env: 'ACCESS_TOKEN_ALG', schema: z.enum(SIGNING_ALGS).default('ES256'), doc: 'JWS algorithm of access tokens' },
   tokenFastPath: { env: 'TOKEN_FAST_PATH', schema: bool(true), doc: 'answer the two busiest back-channel calls, a client_credentials token request and the introspection of a JWT access token by a client using HTTP Basic, without the provider\'s generic pipeline (same answer, about half the CPU); every other request, and every failure, still goes through the provider' },
+  credentialCache: { env: 'CREDENTIAL_CACHE', schema: bool(true), doc: 'on the Redis store, answer repeated credential checks (a JWT\'s deny-list entry and grant, an API key\'s record and owner) from memory, kept fresh by Redis keyspace notifications (turned on with CONFIG SET when off; a revocation reaches every instance within milliseconds, and an instance that loses the notifications reads Redis again within 2.5 s); off: every check reads Redis' },
   accessTokenTtl: { env: 'ACCESS_TOKEN_TTL', schema: seconds(900), doc: 'access token lifetime, seconds' },
   refreshTokenTtl: { env: 'REFRESH_TOKEN_TTL', schema: seconds(7 * 24 * 3600), doc: 'refresh token lifetime, seconds' },
   idTokenTtl: { env: 'ID_TOKEN_TTL', schema: seconds(3600), doc: 'ID token lifetime, seconds' },

@@ -59,6 +59,8 @@ export const normaliseName = (name: string): string => name.trim().toLowerCase()
 // The record and its grace mark share the hash's tag (read together with one MGET on the
 // hot path); keys about one key id share the id's tag (deleted together).
 export const recordKey = (hash: string) => `apikey:{${hash}}`;
+/** The prefix of a key's record and its grace mark: what every check of a key reads. */
+export const API_KEY_RECORD_PREFIX = 'apikey:{';
 export const graceKey = (hash: string) => `apikey:{${hash}}:grace`;
 export const idKey = (id: string) => `apikey-id:{${id}}`;
 export const usedKey = (id: string) => `apikey-id:{${id}}:used`;

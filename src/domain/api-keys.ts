@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
+import type { CachedReads } from '../store/cached-reads.ts';
 import type { AuditLog, RequestFacts } from './audit.ts';
 import { displayPrefix, generateApiKey, parseApiKey } from './api-key-format.ts';
 import { newId } from './ids.ts';
@@ -80,7 +81,9 @@ export interface ApiKeyServiceDeps {
   store: Store;
   clock: Clock;
   secrets: ServerSecrets;
-  users: Pick<UserRepository, 'findById'>;
+  users: Pick<UserRepository, 'findById' | 'findForCheck'>;
+  /** Where a key's record and grace mark are read on every check (default the store itself). */
+  cachedReads?: Pick<CachedReads, 'getMany'>;
   audit: AuditLog;
   logger: Logger;
   /** The `<env>` of keys this server accepts and issues by default. */
@@ -92,12 +95,15 @@ export interface ApiKeyServiceDeps {
 /**
  * API keys: issue, list, revoke, rotate with a grace period, and authenticate. The hot
  * path (`authenticate`) refuses malformed, mistyped and other-environment keys offline,
- * then costs one MGET (record + grace mark) and one GET (the owner, who must still exist,
- * be enabled and hold the scopes), plus a throttled last-use write. For a key this process
- * has seen before, the two go to the store together: one round trip.
+ * then reads the record with its grace mark and the owner (who must still exist, be
+ * enabled and hold the scopes), plus a throttled last-use write. Those reads go through
+ * the credential cache (cached-reads.ts): from memory while no change to them can have
+ * been missed, else one MGET and one GET; for a key this process has seen before, the two
+ * go to the store together, in one round trip.
  */
 export function createApiKeyService(deps: ApiKeyServiceDeps) {
   const { store, clock, secrets, users, audit, logger, environment } = deps;
+  const reads = deps.cachedReads ?? store;
   const hashOf = (key: string) => secrets.keyedHash('api-key', key);
   const recentTouches = new Map<string, number>();
   // Records by hash, as last read. A record never changes once written (rotation writes the
@@ -359,13 +365,13 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
     if (parsed.environment !== environment) return { ok: false, reason: 'environment' };
     const hash = hashOf(key);
     const ip = facts.ip ? canonicalIp(facts.ip) : '';
-    const recordRead = store.getMany([recordKey(hash), graceKey(hash)]);
+    const recordRead = reads.getMany([recordKey(hash), graceKey(hash)]);
     // A key seen before that would still pass its own checks has its owner read (and the
     // caller's count sent) alongside its record; any other takes the long way below.
     const seen = seenRecords.get(hash);
     const early = seen && clock.now() < seen.expiresAt && ipAllowed(seen.allowedIps, ip) ? seen : undefined;
     if (early) onMatched?.(matchOf(early, early.expiresAt));
-    const [[raw, graceRaw], earlyOwner] = await Promise.all([recordRead, early && users.findById(early.ownerId)]);
+    const [[raw, graceRaw], earlyOwner] = await Promise.all([recordRead, early && users.findForCheck(early.ownerId)]);
     if (!raw) {
       seenRecords.delete(hash);
       return { ok: false, reason: 'unknown' };
@@ -381,7 +387,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
       return { ok: false, reason: 'ip' };
     }
     if (!early) onMatched?.(matchOf(record, diesAt));
-    const owner = early?.ownerId === record.ownerId ? earlyOwner : await users.findById(record.ownerId);
+    const owner = early?.ownerId === record.ownerId ? earlyOwner : await users.findForCheck(record.ownerId);
     if (!owner || owner.disabled) return { ok: false, reason: 'owner' };
     remember(record);
     if (ip) await touch(record, ip, facts);

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
+import type { CachedReads } from '../store/cached-reads.ts';
 import { updateRecord } from '../store/update-record.ts';
 import { newId } from './ids.ts';
 import type { PasswordHasher } from './passwords.ts';
@@ -35,6 +36,7 @@ export const loginEndedSince = (user: User, checkedAtS: number): boolean =>
   user.loginsEndedAt !== undefined && checkedAtS < Math.floor(user.loginsEndedAt / 1000);
 
 const userKey = (id: string) => `user:${id}`;
+export const USER_RECORD_PREFIX = userKey('');
 const emailKey = (email: string) => `user-email:${normaliseEmail(email)}`;
 const ALL_USERS = 'users';
 
@@ -44,12 +46,22 @@ export class EmailTakenError extends Error {
   constructor() { super('email already registered'); }
 }
 
-export function createUserRepository(deps: { store: Store; clock: Clock; passwords: PasswordHasher }) {
+export function createUserRepository(deps: { store: Store; clock: Clock; passwords: PasswordHasher; cachedReads?: Pick<CachedReads, 'getMany'> }) {
   const { store, clock, passwords } = deps;
+  const reads = deps.cachedReads ?? store;
   const nowIso = () => new Date(clock.now()).toISOString();
 
   async function findById(id: string): Promise<User | null> {
     const raw = await store.get(userKey(id));
+    return raw ? (JSON.parse(raw) as User) : null;
+  }
+
+  /**
+   * findById for a credential check on the hot path (an API key's owner): from the
+   * credential cache while it can be trusted. Never for a read-modify-write.
+   */
+  async function findForCheck(id: string): Promise<User | null> {
+    const [raw] = await reads.getMany([userKey(id)]);
     return raw ? (JSON.parse(raw) as User) : null;
   }
 
@@ -143,7 +155,7 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     return (await passwords.verify(user.passwordHash, password)) ? user : null;
   }
 
-  return { findById, findMany, findByEmail, create, update, endLogins, remove, listIds, verifyPassword };
+  return { findById, findForCheck, findMany, findByEmail, create, update, endLogins, remove, listIds, verifyPassword };
 }
 
 export type UserRepository = ReturnType<typeof createUserRepository>;

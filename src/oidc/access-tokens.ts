@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, type JWTPayload } from 'jose';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
+import type { CachedReads } from '../store/cached-reads.ts';
 import type { ClientRepository } from '../domain/clients.ts';
 import { oidcKey } from './adapter.ts';
 import type { KeyRing } from './key-ring.ts';
@@ -26,6 +27,8 @@ export type VerifyResult =
 
 const revokedKey = (jti: string) => `revoked-jti:${jti}`;
 const grantKey = (gid: string) => oidcKey('Grant', gid);
+/** The keys every check of a token reads (its deny-list entry, its grant): what a credential cache must watch. */
+export const ACCESS_TOKEN_LIVENESS_PREFIXES = [revokedKey(''), grantKey('')];
 /**
  * How far in the future a token's iat may lie: the clock difference tolerated between the
  * instance that signed it and the one checking it. A token that claims to be issued later
@@ -55,6 +58,8 @@ export const looksLikeJwt = (value: string): boolean => value.length < 8192 && J
 export function createAccessTokenService(deps: {
   keyRing: KeyRing;
   store: Store;
+  /** Where the deny-list and grant are read on every check (default the store itself). */
+  cachedReads?: Pick<CachedReads, 'getMany'>;
   clock: Clock;
   issuer: string;
   /** The API the tokens are for (API_AUDIENCE, default the issuer): a token must name it in `aud` (RFC 9068 §4). */
@@ -62,6 +67,7 @@ export function createAccessTokenService(deps: {
   clients: Pick<ClientRepository, 'exists'>;
 }) {
   const { keyRing, store, clock, issuer, audience, clients } = deps;
+  const reads = deps.cachedReads ?? store;
   // Tokens whose signature, issuer, type and required claims were verified, by their exact
   // text. A gateway checks one token many times in its life; seen again, the signature
   // check is skipped, and only that: the key must still be the one that verified it (a
@@ -116,7 +122,7 @@ export function createAccessTokenService(deps: {
     // alongside it, whether the client still exists (in memory, or one more GET in the
     // same round trip): deleting a client ends its tokens at once.
     const [[denied, grant], clientExists] = await Promise.all([
-      store.getMany(claims.gid ? [revokedKey(claims.jti), grantKey(claims.gid)] : [revokedKey(claims.jti)]),
+      reads.getMany(claims.gid ? [revokedKey(claims.jti), grantKey(claims.gid)] : [revokedKey(claims.jti)]),
       typeof claims.client_id === 'string' ? clients.exists(claims.client_id) : true,
     ]);
     if (denied !== null || grant === null || !clientExists) return { ok: false, reason: 'revoked' };

@@ -44,6 +44,14 @@ export function createMemoryStore(clock: Clock): Store {
     async connect() {},
     async get(key) { return str(key); },
     async getMany(keys) { return keys.map(str); },
+    async getManyWithTtl(keys) {
+      const now = clock.now();
+      return keys.map((key) => {
+        const entry = live(key);
+        const value = typeof entry?.value === 'string' ? entry.value : null;
+        return { value, ttlMs: !entry ? -2 : entry.expiresAt === undefined ? -1 : entry.expiresAt - now };
+      });
+    },
     async set(key, value, options: SetOptions = {}) {
       if (options.onlyIfAbsent && live(key)) return false;
       data.set(key, { value, expiresAt: options.ttlMs !== undefined ? clock.now() + options.ttlMs : undefined });
@@ -131,6 +139,8 @@ export function createMemoryStore(clock: Clock): Store {
       const inRange = v.filter((e) => (start === '-' || compareIds(e.id, start) >= 0) && (end === '+' || compareIds(e.id, end) <= 0));
       return (reverse ? inRange.reverse() : inRange).slice(0, count);
     },
+    // Reads here cost nothing to repeat: nothing to keep fresh.
+    async watchKeys() { return undefined; },
     async ping() {},
     async publish(channel, message) {
       for (const listener of listeners.get(channel) ?? []) listener(message);

@@ -1,5 +1,6 @@
 import { Redis, Cluster } from 'ioredis';
-import type { Store, StreamEntry } from './store.ts';
+import { performance } from 'node:perf_hooks';
+import type { KeyChangeFeed, Store, StreamEntry, ValueWithTtl } from './store.ts';
 import { StoreUnavailableError } from './store.ts';
 
 // INCR and PEXPIRE in one script so a counter's window is fixed when it is created.
@@ -50,6 +51,27 @@ local stored = tonumber(redis.call('GET', KEYS[1]))
 if stored and stored >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
+
+// GET and PTTL of every key in one atomic step: a value and the lifetime it had then.
+const GET_WITH_TTL = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[2 * i - 1] = redis.call('GET', key) or false
+  out[2 * i] = redis.call('PTTL', key)
+end
+return out`;
+
+/**
+ * Keyspace notification classes a key-change feed needs: K (keyspace channel), g (DEL,
+ * EXPIRE, RENAME...), $ (string commands), x (expired), e (evicted); s for SADD/SREM, t
+ * for streams are not needed by what is watched today but cost nothing to carry.
+ */
+const KEYSPACE_CLASSES = ['K', 'g', '$', 'x', 'e'];
+/** How often a key-change feed's connection is asked whether it still answers, and how long since its last answer it is still trusted. */
+const FEED_PING_EVERY_MS = 1_000;
+const FEED_TRUSTED_FOR_MS = 2_500;
+/** How long a feed waits for its probe key's notifications where CONFIG could not turn them on. */
+const PROBE_WAIT_MS = 3_000;
 
 /** How often the subscription's connection is asked whether it still answers, and how long it has to. */
 const SUBSCRIBER_PING_EVERY_MS = 5_000;
@@ -144,6 +166,21 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   client.defineCommand('nsaCountWindows', { lua: COUNT_WINDOWS });
   client.defineCommand('nsaCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
   client.defineCommand('nsaRaiseTo', { numberOfKeys: 1, lua: RAISE_TO });
+  client.defineCommand('nsaGetWithTtl', { lua: GET_WITH_TTL });
+
+  // Every write of a record by this process is reported to the key-change feed (if one is
+  // running) as it is sent and again once answered: this instance sees its own writes at
+  // once, before their keyspace notifications come back on the feed's connection. (Rate
+  // counters and the audit stream are never watched, and are left out.)
+  let localWrites: ((keys: string[]) => void) | undefined;
+  const writing = async <T>(keys: string[], op: () => Promise<T>): Promise<T> => {
+    localWrites?.(keys);
+    try {
+      return await op();
+    } finally {
+      localWrites?.(keys);
+    }
+  };
 
   // Pub/sub needs a connection of its own (a subscribed connection runs no other command),
   // made on the first subscribe. ioredis subscribes again by itself after a reconnect.
@@ -186,6 +223,8 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     return connection;
   }
 
+  let feed: (KeyChangeFeed & { changed(keys: string[]): void }) | undefined;
+
   const guard = async <T>(op: () => Promise<T>): Promise<T> => {
     try {
       return await op();
@@ -210,28 +249,34 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
       if (!keys.length) return [];
       return perKey ? Promise.all(keys.map((k) => client.get(k))) : client.mget(keys);
     }),
-    set: (key, value, opts = {}) => guard(async () => {
+    getManyWithTtl: (keys) => guard(async () => {
+      if (!keys.length) return [];
+      const read = (group: string[]) => (client as unknown as { nsaGetWithTtl(n: number, ...k: string[]): Promise<(string | null | number)[]> }).nsaGetWithTtl(group.length, ...group);
+      const flat = perKey ? (await Promise.all(keys.map((k) => read([k])))).flat() : await read(keys);
+      return keys.map((_, i): ValueWithTtl => ({ value: (flat[2 * i] as string | null) ?? null, ttlMs: Number(flat[2 * i + 1]) }));
+    }),
+    set: (key, value, opts = {}) => guard(() => writing([key], async () => {
       const args: (string | number)[] = [];
       if (opts.ttlMs !== undefined) args.push('PX', Math.max(1, Math.ceil(opts.ttlMs)));
       if (opts.onlyIfAbsent) args.push('NX');
       const res = await (client.set as (...a: unknown[]) => Promise<string | null>)(key, value, ...args);
       return res === 'OK';
-    }),
-    compareAndSet: (key, expected, value) => guard(async () =>
-      (await (client as unknown as { nsaCompareAndSet(k: string, e: string, v: string): Promise<number> }).nsaCompareAndSet(key, expected, value)) === 1),
-    raiseTo: (key, value, ttlMs) => guard(async () =>
-      (await (client as unknown as { nsaRaiseTo(k: string, v: number, t: number): Promise<number> }).nsaRaiseTo(key, value, Math.max(1, Math.ceil(ttlMs)))) === 1),
-    take: (key) => guard(() => client.getdel(key)),
-    del: (keys) => guard(async () => {
+    })),
+    compareAndSet: (key, expected, value) => guard(() => writing([key], async () =>
+      (await (client as unknown as { nsaCompareAndSet(k: string, e: string, v: string): Promise<number> }).nsaCompareAndSet(key, expected, value)) === 1)),
+    raiseTo: (key, value, ttlMs) => guard(() => writing([key], async () =>
+      (await (client as unknown as { nsaRaiseTo(k: string, v: number, t: number): Promise<number> }).nsaRaiseTo(key, value, Math.max(1, Math.ceil(ttlMs)))) === 1)),
+    take: (key) => guard(() => writing([key], () => client.getdel(key))),
+    del: (keys) => guard(() => writing(keys, async () => {
       if (!keys.length) return;
       if (perKey) await Promise.all(keys.map((k) => client.del(k)));
       else await client.del(...keys);
-    }),
+    })),
     ttl: (key) => guard(() => client.pttl(key)),
-    increment: (key, ttlMs) => guard(async () => {
+    increment: (key, ttlMs) => guard(() => writing([key], async () => {
       const [count, ttl] = (await (client as unknown as { nsaIncrement(k: string, t: number): Promise<[number, number]> }).nsaIncrement(key, ttlMs));
       return { count, ttlMs: ttl };
-    }),
+    })),
     countWindows: (windows) => guard(async () => {
       if (!windows.length) return [];
       const groups = perKey ? groupByHashTag(windows) : [windows];
@@ -242,12 +287,12 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
       }));
       return windows.map((w) => answers.find((a) => a.has(w))!.get(w)!);
     }),
-    setAdd: (key, members, ttlMs) => guard(async () => {
+    setAdd: (key, members, ttlMs) => guard(() => writing([key], async () => {
       if (!members.length) return;
       if (ttlMs === undefined) await client.sadd(key, ...members);
       else await (client as unknown as { nsaSetAddTtl(k: string, ...a: (string | number)[]): Promise<number> }).nsaSetAddTtl(key, Math.ceil(ttlMs), ...members);
-    }),
-    setRemove: (key, members) => guard(async () => { if (members.length) await client.srem(key, ...members); }),
+    })),
+    setRemove: (key, members) => guard(() => writing([key], async () => { if (members.length) await client.srem(key, ...members); })),
     setMembers: (key) => guard(() => client.smembers(key)),
     streamAdd: (key, fields, maxLen) => guard(async () => {
       const flat = Object.entries(fields).flat();
@@ -272,13 +317,147 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
         subscriber.subscribe(name).then(() => onLive(true), () => onLive(false));
       }
     },
+    async watchKeys(prefixes) {
+      if (options.cluster || feed) return undefined;
+      const started = await startKeyChangeFeed(client as Redis, options.prefix, prefixes);
+      if (!started) return undefined;
+      feed = started;
+      localWrites = (keys) => started.changed(keys);
+      return started;
+    },
     ping: () => guard(async () => { await client.ping(); }),
     close: async () => {
+      feed?.close();
       if (subscriberHeartbeat) clearInterval(subscriberHeartbeat);
       subscriber?.disconnect();
       client.disconnect();
     },
   };
+}
+
+/** Glob-escapes text for a PSUBSCRIBE pattern. */
+const globLiteral = (text: string) => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+
+/**
+ * Turns on the keyspace notifications a feed needs, keeping whatever classes were on;
+ * false when Redis refuses (a managed Redis without CONFIG, an ACL that forbids it: the
+ * feed then checks with a probe key whether they are on anyway).
+ */
+async function enableKeyspaceNotifications(client: Redis): Promise<boolean> {
+  try {
+    const [, current = ''] = (await client.config('GET', 'notify-keyspace-events')) as string[];
+    const has = (c: string) => current.includes(c) || (current.includes('A') && c !== 'K' && c !== 'E');
+    const missing = KEYSPACE_CLASSES.filter((c) => !has(c));
+    if (missing.length) await client.config('SET', 'notify-keyspace-events', current + missing.join(''));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A key-change feed on a connection of its own: PSUBSCRIBE to the keyspace channels of the
+ * watched prefixes, so that a change any instance makes (a write, a delete, an expiry, an
+ * eviction) is heard within moments. The connection is proven every second with a PING:
+ * Redis answers on one connection in order, so once the answer to a PING is in, every
+ * notification sent before Redis read it has been heard. The feed counts as live only
+ * within FEED_TRUSTED_FOR_MS of the last such proof, and says it is not live as soon as
+ * the connection closes or a proof is overdue (the connection is then made again).
+ */
+async function startKeyChangeFeed(client: Redis, keyPrefix: string, prefixes: string[]): Promise<(KeyChangeFeed & { changed(keys: string[]): void }) | undefined> {
+  const configured = await enableKeyspaceNotifications(client);
+  const db = client.options.db ?? 0;
+  const channelHead = `__keyspace@${db}__:${keyPrefix}`;
+  const patterns = prefixes.map((p) => `${globLiteral(channelHead)}${globLiteral(p)}*`);
+  const changeListeners: ((key: string) => void)[] = [];
+  const liveListeners: ((live: boolean) => void)[] = [];
+  let subscribed = false;
+  let provenAt = -Infinity;
+  let closed = false;
+  const changed = (key: string) => { for (const listener of changeListeners) listener(key); };
+  const setLive = (live: boolean) => {
+    if (!live) provenAt = -Infinity;
+    if (subscribed === live) return;
+    subscribed = live;
+    for (const listener of liveListeners) listener(live);
+  };
+
+  const connection = client.duplicate({ keyPrefix: undefined, enableAutoPipelining: false });
+  const eventListeners: ((key: string, event: string) => void)[] = [];
+  connection.on('pmessage', (_pattern: string, channel: string, event: string) => {
+    const key = channel.slice(channelHead.length);
+    changed(key);
+    for (const listener of eventListeners) listener(key, event);
+  });
+  connection.on('ready', () => {
+    connection.psubscribe(...patterns).then(() => {
+      provenAt = performance.now();
+      setLive(true);
+    }, () => setLive(false));
+  });
+  connection.on('close', () => setLive(false));
+  connection.on('error', () => setLive(false));
+  const heartbeat = setInterval(() => {
+    if (closed || connection.status !== 'ready') return;
+    if (subscribed && performance.now() - provenAt > FEED_TRUSTED_FOR_MS) {
+      setLive(false);
+      connection.disconnect(true);
+      return;
+    }
+    const sentAt = performance.now();
+    connection.ping().then(() => { if (subscribed) provenAt = Math.max(provenAt, sentAt); }, () => {});
+  }, FEED_PING_EVERY_MS);
+  heartbeat.unref();
+  try {
+    await connection.connect();
+  } catch {
+    // ioredis keeps trying; the feed is not live until it is subscribed.
+  }
+  const close = () => {
+    closed = true;
+    clearInterval(heartbeat);
+    setLive(false);
+    connection.disconnect();
+  };
+  if (!configured && !(await notificationsArrive(client, `${prefixes[0]}~keyspace-probe~${Date.now()}`, (listener) => eventListeners.push(listener), () => subscribed))) {
+    close();
+    return undefined;
+  }
+  return {
+    onChange: (listener) => { changeListeners.push(listener); },
+    onLive: (listener) => { liveListeners.push(listener); },
+    isLive: () => subscribed && performance.now() - provenAt <= FEED_TRUSTED_FOR_MS,
+    changed: (keys) => { for (const key of keys) changed(key); },
+    close,
+  };
+}
+
+/**
+ * Whether the notifications a feed needs are on although CONFIG could not say (set by the
+ * operator of a managed Redis): a short-lived probe key under a watched prefix must be
+ * reported written and then expired within PROBE_WAIT_MS of the subscription.
+ */
+async function notificationsArrive(client: Redis, probeKey: string, listen: (listener: (key: string, event: string) => void) => void, subscribed: () => boolean): Promise<boolean> {
+  const deadline = performance.now() + PROBE_WAIT_MS;
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  while (!subscribed()) {
+    if (performance.now() > deadline) return false;
+    await sleep(10);
+  }
+  const heard = new Set<string>();
+  listen((key, event) => { if (key === probeKey) heard.add(event); });
+  try {
+    await client.set(probeKey, '1', 'PX', 20);
+    while (!(heard.has('set') && heard.has('expired'))) {
+      if (performance.now() > deadline) return false;
+      await sleep(25);
+      // Reading an expired key makes Redis expire it at once.
+      await client.exists(probeKey);
+    }
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Windows grouped by their key's hash tag (the text in the first {...}), so each group lives in one cluster slot. */

@@ -20,10 +20,31 @@ export interface CounterWindow {
   key: string;
   windowMs: number;
   /**
-   * 1 counts one more (a new counter expires windowMs later), 0 only reads, -1 takes one
-   * back (only from a counter that still exists: a window that ended is not reopened).
+   * An integer: a positive delta adds that many (a new counter expires windowMs later), 0
+   * only reads, a negative one takes that many back (only from a counter that still exists:
+   * a window that ended is not reopened).
    */
-  delta: 1 | 0 | -1;
+  delta: number;
+}
+
+/** A value read together with its remaining lifetime (ms; -1 without expiry, -2 when missing). */
+export interface ValueWithTtl {
+  value: string | null;
+  ttlMs: number;
+}
+
+/**
+ * Changes to keys under some prefixes, as they happen: every write this process makes to
+ * one (reported when it is sent and again when it is answered), and once live every
+ * change any instance makes, expiry and eviction included (Redis keyspace notifications).
+ */
+export interface KeyChangeFeed {
+  onChange(listener: (key: string) => void): void;
+  /** `false` as soon as changes by other instances may be missed; `true` once they are reported again. */
+  onLive(listener: (live: boolean) => void): void;
+  /** Whether changes by other instances are being reported now (the feed was heard from within its heartbeat bound). */
+  isLive(): boolean;
+  close(): void;
 }
 
 export interface Store {
@@ -32,6 +53,8 @@ export interface Store {
   connect(): Promise<void>;
   get(key: string): Promise<string | null>;
   getMany(keys: string[]): Promise<(string | null)[]>;
+  /** Values and their remaining lifetimes, read in one atomic step. */
+  getManyWithTtl(keys: string[]): Promise<ValueWithTtl[]>;
   /** Returns false only when onlyIfAbsent was asked and the key existed. */
   set(key: string, value: string, options?: SetOptions): Promise<boolean>;
   /**
@@ -79,6 +102,12 @@ export interface Store {
    * a listener that keeps state on the strength of the messages must drop it then.
    */
   subscribe(channel: string, onMessage: (message: string) => void, onLive: (live: boolean) => void): void;
+  /**
+   * Reports changes to keys under these prefixes made by any instance, or undefined when
+   * this store cannot (the memory store, whose reads cost nothing to repeat; a Redis that
+   * refuses to turn on keyspace notifications; a Redis Cluster). One feed per store.
+   */
+  watchKeys(prefixes: string[]): Promise<KeyChangeFeed | undefined>;
   /** Runs a command-free health check; throws when the store cannot serve. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -3,6 +3,8 @@ import * as oidc from 'openid-client';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { signInThroughForms } from '../support/form-login.ts';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
+import { createAccountSessions } from '../../src/oidc/account-sessions.ts';
+import { createTestUser, firstPartyToken } from '../support/user-token.ts';
 
 describe('two server instances on one Redis behave as one server', () => {
   let a: TestServer;
@@ -90,6 +92,32 @@ describe('two server instances on one Redis behave as one server', () => {
     await b.deps.apiKeys.revoke(user.id, view.id);
     expect(await verifyAtA(key)).toBe(401);
     expect(await verifyAtA(key)).toBe(401);
+  });
+
+  it('a user token one instance has checked (and remembers) is refused there once the other revokes it or ends its login', async () => {
+    expect(a.deps.cachedReads.active()).toBe(true);
+    const user = await createTestUser(a, ['cmdb.read']);
+    const verifyAtA = async (token: string) => (await fetch(`${a.url}/v1/auth/verify?scope=cmdb.read`, { headers: { authorization: `Bearer ${token}` } })).status;
+
+    // Ended at B by logout (its grant is deleted there).
+    const first = await firstPartyToken(a, user);
+    expect([await verifyAtA(first), await verifyAtA(first)]).toEqual([200, 200]);
+    expect((await fetch(`${b.url}/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${first}` } })).status).toBe(204);
+    expect(await verifyAtA(first)).toBe(401);
+
+    // Put on the deny-list at B (RFC 7009 revocation of the access token itself).
+    const second = await firstPartyToken(a, user);
+    expect([await verifyAtA(second), await verifyAtA(second)]).toEqual([200, 200]);
+    const claims = JSON.parse(Buffer.from(second.split('.')[1], 'base64url').toString()) as { jti: string; exp: number; iat: number };
+    await b.deps.accessTokens.revoke(claims);
+    expect(await verifyAtA(second)).toBe(401);
+
+    // Every login of the user ended at B (revoke sessions, as a password reset does).
+    const third = await firstPartyToken(a, user);
+    expect([await verifyAtA(third), await verifyAtA(third)]).toEqual([200, 200]);
+    await b.deps.users.endLogins(user.id);
+    await createAccountSessions({ store: b.store }).revokeAll(user.id);
+    expect(await verifyAtA(third)).toBe(401);
   });
 
   it('a runtime settings change reaches the other instance as it is announced, not at its next reload', async () => {
