@@ -29,6 +29,7 @@ import { createCachedReads, type CachedReads } from './store/cached-reads.ts';
 import { ACCESS_TOKEN_LIVENESS_PREFIXES } from './oidc/access-tokens.ts';
 import { API_KEY_RECORD_PREFIX } from './domain/api-key-records.ts';
 import { USER_RECORD_PREFIX } from './domain/users.ts';
+import { SERVICE_ACCOUNT_RECORD_PREFIX } from './domain/service-accounts.ts';
 import { performance } from 'node:perf_hooks';
 
 /** Everything a module may need, built once in main.ts (or by a test) and passed down. */
@@ -80,7 +81,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   await settings.refresh();
   const cachedReads = createCachedReads({
     store,
-    prefixes: [...ACCESS_TOKEN_LIVENESS_PREFIXES, API_KEY_RECORD_PREFIX, USER_RECORD_PREFIX],
+    prefixes: [...ACCESS_TOKEN_LIVENESS_PREFIXES, API_KEY_RECORD_PREFIX, USER_RECORD_PREFIX, SERVICE_ACCOUNT_RECORD_PREFIX],
     now: () => performance.now(),
     logger,
     enabled: config.credentialCache,
@@ -110,6 +111,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
     scopeCatalog: loadScopeCatalog(),
     serviceAccounts: createServiceAccountRepository({
       store,
+      cachedReads,
       revokeTokens: async (accountId) => { await createAccountSessions({ store }).revokeAll(accountId); },
     }),
     audit,

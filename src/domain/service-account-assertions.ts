@@ -101,7 +101,7 @@ export function createAssertionVerifier(deps: { accounts: ServiceAccountReposito
     if (!claimedAccountId) return fail('invalid_grant', 'issuer', 'iss must be the service account id (sa_...)');
     if (unverified.sub !== unverified.iss) return fail('invalid_grant', 'subject', 'sub must equal iss (the service account id)', { claimedAccountId });
 
-    const account = await accounts.get(claimedAccountId);
+    const account = await accounts.getForCheck(claimedAccountId);
     if (!account) return { ...notSigned(), reason: 'unknown_account' };
     const verified = verifySignature(assertion, header, account);
     if (!verified) return notSigned();

@@ -1,5 +1,6 @@
 import type { JWK } from 'jose';
 import type { Store } from '../store/store.ts';
+import type { CachedReads } from '../store/cached-reads.ts';
 import { updateRecord } from '../store/update-record.ts';
 import type { ServiceAccountAlg } from './service-account-keys.ts';
 
@@ -32,6 +33,8 @@ export const SERVICE_ACCOUNT_ID = /^sa_[A-Za-z0-9]{20}$/;
 export const isServiceAccountId = (value: unknown): value is string => typeof value === 'string' && SERVICE_ACCOUNT_ID.test(value);
 
 const accountKey = (id: string) => `service-account:${id}`;
+/** The prefix of account records: what every check of an assertion reads first. */
+export const SERVICE_ACCOUNT_RECORD_PREFIX = accountKey('');
 const thumbprintKey = (thumbprint: string) => `service-account-key:${thumbprint}`;
 const ALL_ACCOUNTS = 'service-accounts';
 
@@ -43,12 +46,26 @@ export function createServiceAccountRepository(deps: {
   store: Store;
   /** Makes every access token already issued to the account invalid. */
   revokeTokens: (accountId: string) => Promise<void>;
+  /** Where `getForCheck` reads (default the store itself). */
+  cachedReads?: Pick<CachedReads, 'getMany'>;
 }) {
   const { store } = deps;
+  const reads = deps.cachedReads ?? store;
 
   async function get(id: string): Promise<ServiceAccount | null> {
     if (!isServiceAccountId(id)) return null;
     const raw = await store.get(accountKey(id));
+    return raw ? (JSON.parse(raw) as ServiceAccount) : null;
+  }
+
+  /**
+   * `get` for the first check of an assertion (which keys may have signed it), from the
+   * credential cache while it can be trusted. What the token finally rests on is read
+   * again with `get` after its grant is indexed; never for a read-modify-write.
+   */
+  async function getForCheck(id: string): Promise<ServiceAccount | null> {
+    if (!isServiceAccountId(id)) return null;
+    const [raw] = await reads.getMany([accountKey(id)]);
     return raw ? (JSON.parse(raw) as ServiceAccount) : null;
   }
 
@@ -91,7 +108,7 @@ export function createServiceAccountRepository(deps: {
     await deps.revokeTokens(account.id);
   }
 
-  return { get, list, save, update, claimKey, releaseKeys, remove, revokeTokens: deps.revokeTokens };
+  return { get, getForCheck, list, save, update, claimKey, releaseKeys, remove, revokeTokens: deps.revokeTokens };
 }
 
 export type ServiceAccountRepository = ReturnType<typeof createServiceAccountRepository>;

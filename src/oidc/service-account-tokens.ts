@@ -19,7 +19,7 @@ export interface TokenResponse {
   scope: string;
 }
 
-export type MintOutcome = { ok: true; body: TokenResponse } | { ok: false; reason: 'disabled' };
+export type MintOutcome = { ok: true; body: TokenResponse } | { ok: false; reason: 'disabled' | 'key_retired' };
 
 /**
  * Issues a service account's access token through the provider's own models, so it is
@@ -32,12 +32,14 @@ export type MintOutcome = { ok: true; body: TokenResponse } | { ok: false; reaso
  * signed. A disable or delete that raced this request may have swept the account's grants
  * before this one was indexed: that read sees it, and nothing is signed (the caller then
  * revokes what the account still holds). The same read decides the scopes the token
- * carries: those asked for that the account still holds.
+ * carries (those asked for that the account still holds) and that the key which signed the
+ * assertion is still active (the assertion was checked against a copy from the credential
+ * cache, which a retirement on another instance reaches within milliseconds).
  */
 export function createServiceAccountTokenMinter(deps: { config: Config; clock: Clock; scopeCatalog: ScopeCatalog; accounts: Pick<ServiceAccountRepository, 'get'>; tokenTtl: () => number }) {
   const { config, clock, scopeCatalog, accounts, tokenTtl } = deps;
 
-  async function mint(provider: Provider, client: Client, account: ServiceAccount, scopes: string[]): Promise<MintOutcome> {
+  async function mint(provider: Provider, client: Client, account: ServiceAccount, signedBy: string, scopes: string[]): Promise<MintOutcome> {
     const ttl = tokenTtl();
     const now = epochSeconds(clock);
     const info = apiResourceServerInfo(config, scopeCatalog, ttl);
@@ -52,6 +54,11 @@ export function createServiceAccountTokenMinter(deps: { config: Config; clock: C
 
     const current = await accounts.get(account.id);
     if (!current || current.disabled) return { ok: false, reason: 'disabled' };
+    // The key that signed the assertion was checked on a copy that may be older than this read.
+    if (!current.keys.some((k) => k.kid === signedBy && k.status === 'active')) {
+      await grant.destroy();
+      return { ok: false, reason: 'key_retired' };
+    }
     const scope = scopes.filter((s) => current.scopes.includes(s)).join(' ');
 
     const token = new provider.AccessToken({

@@ -7,6 +7,7 @@ import { clientAccessToken } from '../support/user-token.ts';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import type { ServiceAccount } from '../../src/domain/service-accounts.ts';
 import { accountGrantsKey } from '../../src/oidc/account-sessions.ts';
+import { oidcKey } from '../../src/oidc/adapter.ts';
 import {
   assertion, createServiceAccount, decodeHeader, decodeJwt, JWT_BEARER, newKeyPair, postForm, V1_TOKEN_PATH, type KeyPair,
 } from '../support/service-account.ts';
@@ -360,8 +361,13 @@ describe('service-account JWT-bearer grant (Redis)', () => {
      */
     async function withChangeBeforeSigning<T>(accountId: string, change: (current: ServiceAccount) => ServiceAccount, run: () => Promise<T>): Promise<{ result: T; reads: number }> {
       const accounts = server.deps.serviceAccounts;
+      const check = accounts.getForCheck;
       const read = accounts.get;
       let reads = 0;
+      accounts.getForCheck = async (id) => {
+        if (id === accountId) reads += 1;
+        return check(id);
+      };
       accounts.get = async (id) => {
         if (id !== accountId) return read(id);
         reads += 1;
@@ -372,6 +378,7 @@ describe('service-account JWT-bearer grant (Redis)', () => {
         return { result: await run(), reads };
       } finally {
         accounts.get = read;
+        accounts.getForCheck = check;
       }
     }
 
@@ -396,6 +403,20 @@ describe('service-account JWT-bearer grant (Redis)', () => {
       expect(result.status).toBe(200);
       expect(result.body.scope).toBe('cmdb.read');
       expect(decodeJwt(result.body.access_token)).toMatchObject({ scope: 'cmdb.read', scopes: ['cmdb.read'] });
+    });
+
+    it('a key retired while it exchanges (the assertion was checked on a copy from before): nothing is signed', async () => {
+      const k = await newKeyPair('ES256');
+      const account = await createServiceAccount(server, admin, { name: 'racing-retire', scopes: ['cmdb.read'], publicKey: k.publicPem });
+      const jwt = await assertion(k, account.id, tokenUrl);
+      const retired = (current: ServiceAccount): ServiceAccount => ({ ...current, keys: current.keys.map((key) => ({ ...key, status: 'retired' as const })) });
+      const { result, reads } = await withChangeBeforeSigning(account.id, retired, () => exchange(jwt));
+      expectRefused(result, jwt, 'invalid_grant', /not signed by an active key/);
+      expect(reads).toBe(2);
+      // The grant saved for the token is gone with it.
+      const grantIds = await server.store.setMembers(accountGrantsKey(account.id));
+      expect(grantIds).toHaveLength(1);
+      expect(await server.store.get(oidcKey('Grant', grantIds[0]))).toBeNull();
     });
 
     it('a retired key, while the new key of a rotation works', async () => {
