@@ -78,17 +78,22 @@ export function createAdapterFactory(deps: {
       // The record and its indexes in one round trip. An index entry without its record is
       // harmless; a record whose grant index was not written still dies with its grant,
       // which every use of it checks.
-      await Promise.all([
+      const login = LOGIN_MODELS.has(this.model);
+      const [, , , , markAlongside] = await Promise.all([
         store.set(key, JSON.stringify(stored), { ttlMs }),
         payload.grantId && store.setAdd(grantIndexKey(payload.grantId), [key], ttlMs),
         // Per-account indexes, so an admin can end every login of a user at once.
         this.model === 'Grant' && payload.accountId && store.setAdd(accountGrantsKey(payload.accountId), [id], ttlMs),
         this.model === 'Session' && payload.accountId && store.setAdd(accountSessionsKey(payload.accountId), [key], ttlMs),
+        // Where the store runs commands in the order sent, the ended mark is read in the
+        // same round trip, after the write.
+        login && store.ordered ? store.get(endedMarkKey(key)) : undefined,
       ]);
       // Ended while this copy was held: take back what was just written. (The mark is set
       // before the record is deleted, and read here after the write, so one of the two
       // always sees the other.)
-      if (LOGIN_MODELS.has(this.model) && (await store.get(endedMarkKey(key))) !== null) {
+      const ended = login && (store.ordered ? markAlongside : await store.get(endedMarkKey(key))) != null;
+      if (ended) {
         await Promise.all([
           store.del([key]),
           this.model === 'Grant' && payload.accountId && store.setRemove(accountGrantsKey(payload.accountId), [id]),

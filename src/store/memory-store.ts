@@ -41,6 +41,7 @@ export function createMemoryStore(clock: Clock): Store {
 
   return {
     kind: 'memory',
+    ordered: true,
     async connect() {},
     async get(key) { return str(key); },
     async getMany(keys) { return keys.map(str); },

@@ -236,6 +236,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
 
   return {
     kind: 'redis',
+    ordered: !options.cluster,
     client,
     async connect() {
       try {

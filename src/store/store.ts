@@ -49,6 +49,12 @@ export interface KeyChangeFeed {
 
 export interface Store {
   readonly kind: 'memory' | 'redis';
+  /**
+   * Whether commands issued together (in one turn of the event loop, without awaiting
+   * between them) run in the order issued: true for the memory store and a single Redis
+   * (one connection, pipelined), false for a Redis Cluster (keys on different nodes).
+   */
+  readonly ordered: boolean;
   /** Connects (Redis) and resolves once commands can run; throws with a clear reason otherwise. */
   connect(): Promise<void>;
   get(key: string): Promise<string | null>;
