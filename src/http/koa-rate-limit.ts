@@ -48,6 +48,10 @@ const clientOf = (principal: Principal): string | undefined => (principal.type =
  * owner): one round trip for both. When the store then refuses it (revoked, owner
  * disabled), the count is taken back from the principal and charged to the IP, as if it
  * had never been valid; while that runs, the principal holds one unit it does not owe.
+ *
+ * The principal's count is leased (createRateLimiter): a busy caller is counted in Redis
+ * a lease of units at a time, and most of its requests are answered from this instance's
+ * memory. A count taken back goes back to its lease. The IP's count is exact.
  */
 export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialResolver): Middleware {
   return async (ctx, next) => {
@@ -63,16 +67,18 @@ export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialR
     }
     const bucket = principalBucket(named);
     const namedLimits = limitsOf(named);
-    const [counted, principal] = await Promise.all([deps.rateLimiter.check(bucket, namedLimits), resolveCredential.principalIfAny(ctx)]);
-    const takeBack: RateLimitRequest[] = counted.counted ? [{ bucket, limits: namedLimits, op: 'refund' }] : [];
+    const [counted, principal] = await Promise.all([deps.rateLimiter.check(bucket, namedLimits, { lease: true }), resolveCredential.principalIfAny(ctx)]);
+    const takeBack = (toLease: boolean): RateLimitRequest[] =>
+      (counted.counted ? [{ bucket, limits: namedLimits, op: 'refund', leaseId: toLease ? counted.leaseId : undefined }] : []);
     const finalLimits = principal && limitsOf(principal);
     let outcome = counted;
     if (!finalLimits) {
-      outcome = last(await deps.rateLimiter.apply([...takeBack, { bucket: ipBucket(ctx.ip), limits: base, op: 'consume' }]));
+      outcome = last(await deps.rateLimiter.apply([...takeBack(true), { bucket: ipBucket(ctx.ip), limits: base, op: 'consume' }]));
     } else if (!sameLimits(finalLimits, namedLimits)) {
       // The store narrowed its scopes (an API key's owner lost one) and another override
-      // applies: the same count, judged by that override's limits.
-      outcome = last(await deps.rateLimiter.apply([...takeBack, { bucket, limits: finalLimits, op: 'consume' }]));
+      // applies: the same count, judged by that override's limits. The count moves in one
+      // store call (taken back, counted again), so the unit is not also held by the lease.
+      outcome = last(await deps.rateLimiter.apply([...takeBack(false), { bucket, limits: finalLimits, op: 'consume' }]));
     }
     if (!outcome.allowed) refuse(ctx, deps, outcome, 'v1');
     setHeaders(ctx, deps, outcome);

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { StoreUnavailableError, type Store } from '../store/store.ts';
 import { createMemoryStore } from '../store/memory-store.ts';
+import { canHandOut, createLeaseBook, knownWindow, leaseDeltas, leaseKey, nextLeaseSize, unitsAvailable, unitsToGiveBack, usedOf, type KnownWindow, type Lease, type Reading, type Readings, type WindowDeltas } from './rate-leases.ts';
 import type { Principal } from './principal.ts';
 
 /** The numbers one bucket is held to. */
@@ -45,6 +46,8 @@ export interface RateLimitOutcome {
    * to take back.
    */
   counted: boolean;
+  /** Set when a lease answered a consume (see `RateLimitRequest.lease`): a refund naming it gives the unit back to that lease. */
+  leaseId?: number;
 }
 
 /** consume counts one request, peek only looks, refund takes back one counted earlier (in every window of the bucket). */
@@ -54,6 +57,17 @@ export interface RateLimitRequest {
   bucket: string;
   limits: RateLimits;
   op: RateLimitOp;
+  /**
+   * consume only: may be answered from a lease, units this instance counted in the store
+   * ahead of use, so that a busy bucket costs a store call only now and then (see
+   * createRateLimiter).
+   */
+  lease?: boolean;
+  /**
+   * refund only: the `leaseId` of the consume being taken back. While that lease is still the
+   * bucket's current one, the unit goes back to it, with no store call.
+   */
+  leaseId?: number;
 }
 
 const HOUR_SECONDS = 3600;
@@ -99,6 +113,9 @@ export function limitsFor(base: RateLimits, overrides: readonly RateLimitOverrid
 /** Most buckets this instance remembers as refused (a flood from many addresses clears it, it never grows past this). */
 const MAX_LOCAL_BLOCKS = 10_000;
 
+/** The failure of a store call, handed to the requests that waited for it. */
+type StoreFailure = { err: unknown };
+
 /**
  * Two fixed windows per bucket (an hourly quota and a short burst window), counted in the
  * store every instance shares (Redis; in-process for the memory store). Both windows of a
@@ -117,6 +134,24 @@ const MAX_LOCAL_BLOCKS = 10_000;
  * inMemoryBlockOnConsumed did): a flood from one caller costs no store traffic. Requests
  * refused that way count in neither window.
  *
+ * Leases (a consume that asks for one: /v1's principal buckets). The first request for a
+ * bucket (and limits) is counted as above. After that, one store call counts a lease of
+ * several units in both windows at once (an eighth of the room the bucket had left when last
+ * seen, 1 to 100), the request takes one unit, and the next requests take the rest from
+ * memory while both windows are open by the clock. Units the last lease left unused are
+ * given back in the call that counts the next one, and units of a lease that do not fit
+ * under a limit are given back at once; a lease with no unit that fits refuses the request
+ * (which then counts in neither window). A unit is counted before it is handed out, so the
+ * instances together never let through more than a limit (the counter itself may stand
+ * above it between counting a lease and giving back what did not fit); the price is that it
+ * counts units reserved and not used yet: a caller can be refused while another instance
+ * holds units of its quota, and
+ * X-RateLimit-Remaining is this instance's view (the count it last saw, less the units it
+ * holds). Requests for a bucket while its store call is under way wait for that call. A
+ * lease is dropped when its windows end, when the clock steps back before it was taken,
+ * and on any store error; limits that change (runtime settings, an override) use a lease
+ * of their own.
+ *
  * When the counter store cannot be reached: with failOpen, the check falls back to an
  * in-process counter (limits then hold per instance) and says so in the log once per
  * outage; without it, the check throws and the caller answers 503.
@@ -126,10 +161,14 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
   const fallback = createMemoryStore(clock);
   // `${window}|${limit}|${bucket}` → [refused since, refused until] by the injected clock.
   const blocked = new Map<string, [number, number]>();
+  const leases = createLeaseBook();
+  // Lease key → the store call under way for that bucket and limits; settles to its failure, if it failed.
+  const reserving = new Map<string, Promise<StoreFailure | undefined>>();
   let outage = false;
 
   type Counted = { allowed: boolean; remaining: number; msBeforeNext: number };
   type Windows = { hour: Counted; burst: Counted };
+  type Change = WindowDeltas & { bucket: string; limits: RateLimits };
 
   const blockKey = (window: RateLimitWindow, limit: number, bucket: string) => `${window}|${limit}|${bucket}`;
 
@@ -162,42 +201,65 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     blocked.set(blockKey(window, limit, bucket), [now, now + counted.msBeforeNext]);
   }
 
+  function rememberRefusals({ bucket, limits }: RateLimitRequest, windows: Windows): void {
+    remember(bucket, 'hour', limits.perHour, windows.hour);
+    remember(bucket, 'burst', limits.burst, windows.burst);
+  }
+
   const DELTA: Record<RateLimitOp, 1 | 0 | -1> = { consume: 1, peek: 0, refund: -1 };
+  const changeOf = ({ bucket, limits, op }: RateLimitRequest): Change => ({ bucket, limits, hour: DELTA[op], burst: DELTA[op] });
+
+  /** Both windows of every change, in one store call: each counter's value afterwards and its remaining ms. */
+  async function countIn(from: Store, changes: Change[]): Promise<Readings[]> {
+    const flat = await from.countWindows(changes.flatMap(({ bucket, limits, hour, burst }) => [
+      { key: `rl:{${bucket}}:hour`, windowMs: HOUR_SECONDS * 1000, delta: hour },
+      { key: `rl:{${bucket}}:burst`, windowMs: limits.burstSeconds * 1000, delta: burst },
+    ]));
+    return changes.map((_, i) => ({ hour: flat[2 * i], burst: flat[2 * i + 1] }));
+  }
+
+  /** Each window's judgement of one request, from the counts after it. */
+  function judged(readings: Readings, { limits, op }: RateLimitRequest): Windows {
+    // A consume is refused once the count passes the limit; a peek once it has reached it.
+    const counted = (c: Reading, limit: number): Counted => ({
+      allowed: op === 'consume' ? c.count <= limit : op === 'peek' ? c.count < limit : true,
+      remaining: Math.max(0, limit - c.count),
+      msBeforeNext: Math.max(0, c.ttlMs),
+    });
+    return { hour: counted(readings.hour, limits.perHour), burst: counted(readings.burst, limits.burst) };
+  }
 
   /** Both windows of every request, in one store call. */
   async function count(from: Store, requests: RateLimitRequest[]): Promise<Windows[]> {
-    const flat = await from.countWindows(requests.flatMap(({ bucket, limits, op }) => [
-      { key: `rl:{${bucket}}:hour`, windowMs: HOUR_SECONDS * 1000, delta: DELTA[op] },
-      { key: `rl:{${bucket}}:burst`, windowMs: limits.burstSeconds * 1000, delta: DELTA[op] },
-    ]));
-    return requests.map(({ limits, op }, i) => {
-      // A consume is refused once the count passes the limit; a peek once it has reached it.
-      const counted = (c: { count: number; ttlMs: number }, limit: number): Counted => ({
-        allowed: op === 'consume' ? c.count <= limit : op === 'peek' ? c.count < limit : true,
-        remaining: Math.max(0, limit - c.count),
-        msBeforeNext: Math.max(0, c.ttlMs),
-      });
-      return { hour: counted(flat[2 * i], limits.perHour), burst: counted(flat[2 * i + 1], limits.burst) };
-    });
+    const readings = await countIn(from, requests.map(changeOf));
+    return requests.map((request, i) => judged(readings[i], request));
+  }
+
+  function storeAnswered(): void {
+    if (!outage) return;
+    outage = false;
+    logger.info('rate-limit counters reachable again');
+  }
+
+  /** After a store call failed: fail closed throws (503); fail open counts in process instead. Logged once per outage. */
+  async function withoutStore<T>(err: unknown, countInProcess: () => Promise<T>): Promise<T> {
+    metrics.rateLimitStoreErrors.inc();
+    if (!outage) {
+      outage = true;
+      logger.error({ err: (err as Error).message, policy: failOpen ? 'fail open (per-instance counters)' : 'fail closed (503)' }, 'rate-limit counters unreachable');
+    }
+    if (!failOpen) throw new StoreUnavailableError(err);
+    return countInProcess();
   }
 
   /** Counts from the store, or from the in-process fallback while the store is out of reach (fail open). */
   async function countSomewhere(requests: RateLimitRequest[]): Promise<{ counted: Windows[]; degraded: boolean }> {
     try {
       const counted = await count(store, requests);
-      if (outage) {
-        outage = false;
-        logger.info('rate-limit counters reachable again');
-      }
+      storeAnswered();
       return { counted, degraded: false };
     } catch (err) {
-      metrics.rateLimitStoreErrors.inc();
-      if (!outage) {
-        outage = true;
-        logger.error({ err: (err as Error).message, policy: failOpen ? 'fail open (per-instance counters)' : 'fail closed (503)' }, 'rate-limit counters unreachable');
-      }
-      if (!failOpen) throw new StoreUnavailableError(err);
-      return { counted: await count(fallback, requests), degraded: true };
+      return { counted: await withoutStore(err, () => count(fallback, requests)), degraded: true };
     }
   }
 
@@ -218,30 +280,158 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     return { allowed: !refusing, state, degraded, counted };
   }
 
-  /**
-   * Applies several requests (each to its own bucket) in one store round trip; a bucket
-   * this instance knows to be refused is answered from memory and not sent. Outcomes come
-   * back in the order asked.
-   */
-  async function apply(requests: RateLimitRequest[]): Promise<RateLimitOutcome[]> {
-    const known = requests.map((r) => (r.op === 'refund' ? undefined : locallyBlocked(r.bucket, r.limits)));
-    const asked = requests.filter((_, i) => !known[i]);
-    const { counted, degraded } = asked.length ? await countSomewhere(asked) : { counted: [], degraded: false };
-    let next = 0;
+  /** The requests sent together in one store call, as without leases. */
+  async function countTogether(requests: RateLimitRequest[]): Promise<RateLimitOutcome[]> {
+    const { counted, degraded } = await countSomewhere(requests);
     return requests.map((request, i) => {
-      const local = known[i];
-      if (local) return outcomeOf(local, request.limits, false, false);
-      const windows = counted[next++];
-      if (!degraded && request.op === 'consume') {
-        remember(request.bucket, 'hour', request.limits.perHour, windows.hour);
-        remember(request.bucket, 'burst', request.limits.burst, windows.burst);
-      }
-      return outcomeOf(windows, request.limits, degraded, true);
+      if (!degraded && request.op === 'consume') rememberRefusals(request, counted[i]);
+      return outcomeOf(counted[i], request.limits, degraded, true);
     });
   }
 
-  /** Counts one request against a bucket and says whether it may proceed. */
-  const check = async (bucket: string, limits: RateLimits): Promise<RateLimitOutcome> => (await apply([{ bucket, limits, op: 'consume' }]))[0];
+  /** An allowed request answered by a lease: each window as this instance knows it, less the units it still holds. */
+  function leasedOutcome(lease: Lease, limits: RateLimits, now: number): RateLimitOutcome {
+    const known = (window: KnownWindow, limit: number): Counted => ({
+      allowed: true,
+      remaining: Math.max(0, limit - usedOf(lease, window)),
+      msBeforeNext: Math.max(0, window.endsAt - now),
+    });
+    const windows = { hour: known(lease.hour, limits.perHour), burst: known(lease.burst, limits.burst) };
+    return { ...outcomeOf(windows, limits, false, true), leaseId: lease.id };
+  }
+
+  /** A refund of a unit its lease handed out: back to the lease, while that is still the bucket's current one. */
+  function refundToLease({ bucket, limits, leaseId }: RateLimitRequest): Promise<RateLimitOutcome> | undefined {
+    if (leaseId === undefined) return undefined;
+    const now = clock.now();
+    const lease = leases.current(leaseKey(bucket, limits), now);
+    if (lease?.id !== leaseId) return undefined;
+    lease.held += 1;
+    return Promise.resolve(leasedOutcome(lease, limits, now));
+  }
+
+  /** A leased consume: from the lease when it has a unit, else after the bucket's one store call at a time. */
+  async function consumeLeased(request: RateLimitRequest): Promise<RateLimitOutcome> {
+    const { bucket, limits } = request;
+    const key = leaseKey(bucket, limits);
+    for (;;) {
+      const refused = locallyBlocked(bucket, limits);
+      if (refused) return outcomeOf(refused, limits, false, false);
+      const underWay = reserving.get(key);
+      if (underWay) {
+        const failure = await underWay;
+        if (failure) return countedInProcess(request, failure);
+        continue;
+      }
+      const now = clock.now();
+      const lease = leases.current(key, now);
+      if (lease && canHandOut(lease, now)) {
+        lease.held -= 1;
+        return leasedOutcome(lease, limits, now);
+      }
+      return reserve(request, key, lease);
+    }
+  }
+
+  /**
+   * The bucket's store call: a first count, or the next lease. Requests arriving meanwhile
+   * wait for it; when it fails, the lease is dropped and the request (and each that waited)
+   * is answered as any count the store failed: 503, or the in-process counter.
+   */
+  async function reserve(request: RateLimitRequest, key: string, lease: Lease | undefined): Promise<RateLimitOutcome> {
+    let settle!: (failure: StoreFailure | undefined) => void;
+    reserving.set(key, new Promise((resolve) => { settle = resolve; }));
+    let failure: StoreFailure | undefined;
+    try {
+      return await (lease ? renewLease(request, key, lease) : countFirst(request, key));
+    } catch (err) {
+      leases.drop(key);
+      failure = { err };
+      return await countedInProcess(request, failure);
+    } finally {
+      reserving.delete(key);
+      settle(failure);
+    }
+  }
+
+  async function countedInProcess(request: RateLimitRequest, { err }: StoreFailure): Promise<RateLimitOutcome> {
+    const [windows] = await withoutStore(err, () => count(fallback, [request]));
+    return outcomeOf(windows, request.limits, true, true);
+  }
+
+  /** A bucket with no lease here is counted as without leases; an allowed request starts a lease with no units yet. */
+  async function countFirst(request: RateLimitRequest, key: string): Promise<RateLimitOutcome> {
+    const sentAt = clock.now();
+    const [readings] = await countIn(store, [changeOf(request)]);
+    storeAnswered();
+    const windows = judged(readings, request);
+    rememberRefusals(request, windows);
+    const outcome = outcomeOf(windows, request.limits, false, true);
+    if (!outcome.allowed) return outcome;
+    const lease = leases.keep(key, { takenAt: sentAt, hour: knownWindow(readings.hour, 0, sentAt), burst: knownWindow(readings.burst, 0, sentAt), held: 0 });
+    return { ...outcome, leaseId: lease.id };
+  }
+
+  /** Counts the next lease (giving back what the last one left unused), gives back what does not fit, and answers from it. */
+  async function renewLease(request: RateLimitRequest, key: string, lease: Lease): Promise<RateLimitOutcome> {
+    const { bucket, limits } = request;
+    const sentAt = clock.now();
+    const size = nextLeaseSize(lease, limits, sentAt);
+    // A window Redis lost (flushed, evicted) reads as absent, so as ended: the next request counts a lease there anew.
+    const [readings] = await countIn(store, [{ bucket, limits, ...leaseDeltas(lease, size, sentAt) }]);
+    storeAnswered();
+    const available = unitsAvailable(readings, size, limits);
+    const givenBack = unitsToGiveBack(readings, size - Math.max(0, available));
+    if (givenBack.hour > 0 || givenBack.burst > 0) await countIn(store, [{ bucket, limits, hour: -givenBack.hour, burst: -givenBack.burst }]);
+    if (available < 1) {
+      leases.drop(key);
+      const windows = refusedByLease(readings, size, limits);
+      rememberRefusals(request, windows);
+      return outcomeOf(windows, limits, false, false);
+    }
+    const renewed = leases.keep(key, {
+      takenAt: sentAt,
+      hour: knownWindow(readings.hour, givenBack.hour, sentAt),
+      burst: knownWindow(readings.burst, givenBack.burst, sentAt),
+      held: available - 1,
+    });
+    return leasedOutcome(renewed, limits, clock.now());
+  }
+
+  /** The windows of a lease that had no unit to spare (all of it given back): those without room refuse. */
+  function refusedByLease(readings: Readings, size: number, limits: RateLimits): Windows {
+    const window = (reading: Reading, limit: number): Counted => {
+      const room = limit - (reading.count - size);
+      return { allowed: room >= 1, remaining: Math.max(0, room), msBeforeNext: Math.max(0, reading.ttlMs) };
+    };
+    return { hour: window(readings.hour, limits.perHour), burst: window(readings.burst, limits.burst) };
+  }
+
+  /** A request answered outside the shared store call: a unit back to its lease, a leased consume, a refusal known here. */
+  function answerAlone(request: RateLimitRequest): Promise<RateLimitOutcome> | undefined {
+    if (request.op === 'refund') return refundToLease(request);
+    if (request.op === 'consume' && request.lease) return consumeLeased(request);
+    const refused = locallyBlocked(request.bucket, request.limits);
+    return refused ? Promise.resolve(outcomeOf(refused, request.limits, false, false)) : undefined;
+  }
+
+  /**
+   * Applies several requests (each to its own bucket) in one store round trip; a bucket
+   * this instance knows to be refused is answered from memory and not sent, and a leased
+   * one is answered from its lease or by a store call of its own. Outcomes come back in
+   * the order asked.
+   */
+  async function apply(requests: RateLimitRequest[]): Promise<RateLimitOutcome[]> {
+    const alone = requests.map(answerAlone);
+    const together = requests.filter((_, i) => !alone[i]);
+    const [counted, ...answered] = await Promise.all([together.length ? countTogether(together) : [], ...alone]);
+    let next = 0;
+    return requests.map((_, i) => answered[i] ?? counted[next++]);
+  }
+
+  /** Counts one request against a bucket and says whether it may proceed (from a lease when asked: see createRateLimiter). */
+  const check = async (bucket: string, limits: RateLimits, options: { lease?: boolean } = {}): Promise<RateLimitOutcome> =>
+    (await apply([{ bucket, limits, op: 'consume', lease: options.lease }]))[0];
   /** Says whether a bucket still has room, without counting anything. */
   const peek = async (bucket: string, limits: RateLimits): Promise<RateLimitOutcome> => (await apply([{ bucket, limits, op: 'peek' }]))[0];
 

@@ -16,7 +16,7 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1`;
 
-// Fixed-window counters, all in one script. Key i changes by ARGV[2i - 1] (1, 0 or -1); a
+// Fixed-window counters, all in one script. Key i changes by ARGV[2i - 1] (any integer); a
 // counter created by an increment expires ARGV[2i] ms later, a missing one is never taken
 // from. Returns count and PTTL per key.
 const COUNT_WINDOWS = `
