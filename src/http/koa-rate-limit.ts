@@ -16,8 +16,8 @@ export interface RateLimitDeps {
 /** Counts the request in `bucket`, sets the X-RateLimit-* headers, and refuses it with 429 when over. */
 type Surface = 'v1' | 'oauth' | 'browser';
 
-async function enforce(ctx: Context, deps: RateLimitDeps, bucket: string, limits: RateLimits, surface: Surface): Promise<void> {
-  const outcome = await deps.rateLimiter.check(bucket, limits);
+async function enforce(ctx: Context, deps: RateLimitDeps, bucket: string, limits: RateLimits, surface: Surface, options: { lease?: boolean } = {}): Promise<void> {
+  const outcome = await deps.rateLimiter.check(bucket, limits, options);
   if (!outcome.allowed) refuse(ctx, deps, outcome, surface);
   setHeaders(ctx, deps, outcome);
 }
@@ -49,9 +49,10 @@ const clientOf = (principal: Principal): string | undefined => (principal.type =
  * disabled), the count is taken back from the principal and charged to the IP, as if it
  * had never been valid; while that runs, the principal holds one unit it does not owe.
  *
- * The principal's count is leased (createRateLimiter): a busy caller is counted in Redis
- * a lease of units at a time, and most of its requests are answered from this instance's
- * memory. A count taken back goes back to its lease. The IP's count is exact.
+ * The count of a principal, or of an IP presenting no credential, is leased
+ * (createRateLimiter): a busy caller is counted in Redis a lease of units at a time, and
+ * most of its requests are answered from this instance's memory. A count taken back goes
+ * back to its lease.
  */
 export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialResolver): Middleware {
   return async (ctx, next) => {
@@ -62,7 +63,7 @@ export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialR
       // A missing or bad credential is the route's business (it answers 401); it counts per IP.
       // Awaited for a store failure while resolving, which answers 503 before anything is counted.
       await resolveCredential.principalIfAny(ctx);
-      await enforce(ctx, deps, ipBucket(ctx.ip), base, 'v1');
+      await enforce(ctx, deps, ipBucket(ctx.ip), base, 'v1', { lease: true });
       return next();
     }
     const bucket = principalBucket(named);
@@ -73,7 +74,7 @@ export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialR
     const finalLimits = principal && limitsOf(principal);
     let outcome = counted;
     if (!finalLimits) {
-      outcome = last(await deps.rateLimiter.apply([...takeBack(true), { bucket: ipBucket(ctx.ip), limits: base, op: 'consume' }]));
+      outcome = last(await deps.rateLimiter.apply([...takeBack(true), { bucket: ipBucket(ctx.ip), limits: base, op: 'consume', lease: true }]));
     } else if (!sameLimits(finalLimits, namedLimits)) {
       // The store narrowed its scopes (an API key's owner lost one) and another override
       // applies: the same count, judged by that override's limits. The count moves in one

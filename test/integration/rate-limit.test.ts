@@ -110,8 +110,9 @@ describe('the burst window', () => {
     await sleep(h.resetAfter * 1000);
     const after = await verify(server);
     expect(after.status).toBe(401);
-    // The refused call counted against the hourly quota too.
-    expect(limitHeaders(after)).toMatchObject({ limit: 1000, remaining: 996 });
+    // The refused call did not count: a /v1 bucket is leased, and a lease that cannot hand
+    // out a unit gives its units back.
+    expect(limitHeaders(after)).toMatchObject({ limit: 1000, remaining: 997 });
   });
 
   it("the guide's make_api_request_with_retry (Python) waits out a 429 and gets its answer", async () => {
@@ -308,6 +309,29 @@ describe('the count rides with the store\'s last check of the credential', () =>
     } finally {
       await server.deps.settings.update({ rateLimits: { overrides: [] } }, 'test');
       await server.deps.users.update(user.id, (u) => ({ ...u, scopes: ['cmdb.read', 'reports.read'] }));
+    }
+  });
+});
+
+describe('leased /v1 counts', () => {
+  let server: TestServer;
+  let proxy: RespProxy;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    ({ server, proxy, close } = await startTestServerBehindProxy({ config: { rateLimitPerHour: 100_000, rateLimitBurst: 10_000 } }));
+  });
+  afterAll(() => close?.());
+
+  const countScripts = () => proxy.takeBatches().flat().filter((args) => args[0] === 'evalsha' || args[0] === 'eval').length;
+
+  it('a busy caller, with a credential or without, costs a Redis count only now and then, and its headers still count down', async () => {
+    const token = await clientToken(server);
+    for (const headers of [{}, { authorization: `Bearer ${token}` }]) {
+      proxy.takeBatches();
+      const remaining: number[] = [];
+      for (let i = 0; i < 40; i++) remaining.push(limitHeaders(await verify(server, headers)).remaining);
+      expect(countScripts(), JSON.stringify(headers)).toBeLessThanOrEqual(3);
+      for (let i = 1; i < remaining.length; i++) expect(remaining[i]).toBe(remaining[i - 1] - 1);
     }
   });
 });
