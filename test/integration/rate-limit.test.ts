@@ -326,7 +326,7 @@ describe('leased /v1 counts', () => {
 
   it('a busy caller, with a credential or without, costs a Redis count only now and then, and its headers still count down', async () => {
     const token = await clientToken(server);
-    for (const headers of [{}, { authorization: `Bearer ${token}` }]) {
+    for (const headers of [{}, { authorization: `Bearer ${token}` }] as Record<string, string>[]) {
       proxy.takeBatches();
       const remaining: number[] = [];
       for (let i = 0; i < 40; i++) remaining.push(limitHeaders(await verify(server, headers)).remaining);
