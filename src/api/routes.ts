@@ -10,6 +10,7 @@ import { bearerTokenStrategy, createCredentialResolver } from '../http/credentia
 import { apiRateLimit, rateLimitDepsOf } from '../http/koa-rate-limit.ts';
 import { apiKeyStrategy } from '../http/api-key-strategy.ts';
 import { apiKeyRoutes } from './api-key-routes.ts';
+import { verifyFastPath } from './verify-fast-path.ts';
 import { verifyRoutes } from './verify-routes.ts';
 import { serviceAccountTokenRoutes } from './service-account-token-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
@@ -67,7 +68,7 @@ function auditAdminRefusals(deps: Pick<Deps, 'audit'>): Middleware {
  * decide by the path as the router matches it (case and a trailing slash aside): mounted
  * with the router's own prefix, the limit was skipped by /V1/..., which the routes answer.
  */
-export function apiRoutes(deps: Deps, provider: () => Provider): { router: Router; inFront: Middleware; specs: RouteSpec[] } {
+export function apiRoutes(deps: Deps, provider: () => Provider): { router: Router; inFront: Middleware; verifyFastPath: Middleware; specs: RouteSpec[] } {
   const router = new Router({ prefix: '/v1' });
   const realm = deps.config.publicUrl;
   const resolveCredential = createCredentialResolver([bearerTokenStrategy(deps), apiKeyStrategy(deps)], realm);
@@ -93,5 +94,5 @@ export function apiRoutes(deps: Deps, provider: () => Provider): { router: Route
     throw new AppError('NOT_FOUND');
   });
   const catchAllPath = catchAll.stack.at(-1)!.path;
-  return { router, inFront, specs };
+  return { router, inFront, verifyFastPath: verifyFastPath(deps, resolveCredential), specs };
 }

@@ -18,6 +18,18 @@ export const VERIFY_PATH = '/auth/verify';
 const ENVOY_METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
 const scopeList = z.string().max(MAX_SCOPE_LIST).regex(SCOPE_SYNTAX, 'space-separated scope names');
+/** A well-formed `?scope=` or X-Required-Scope value. */
+export const isScopeList = (value: string): boolean => value.length <= MAX_SCOPE_LIST && SCOPE_SYNTAX.test(value);
+
+/** The 200 of a verified credential: the identity in X-Auth-* headers for the gateway, and in the body. */
+export function answerVerified(ctx: Context, principal: Principal): void {
+  ctx.set('X-Auth-Subject', principal.subject);
+  ctx.set('X-Auth-Scopes', principal.scopes.join(' '));
+  ctx.set('X-Auth-Type', principal.type);
+  ctx.set('X-Auth-Credential-Id', principal.credentialId);
+  if (principal.clientId) ctx.set('X-Auth-Client-Id', principal.clientId);
+  ctx.body = { subject: principal.subject, type: principal.type, scopes: principal.scopes };
+}
 
 /**
  * GET /v1/auth/verify: the forward-auth check for gateways (nginx `auth_request`,
@@ -39,16 +51,11 @@ export function verifyRoutes(deps: Pick<Deps, 'config'>): RouteSpec[] {
   };
   const check = (ctx: Context, principal: Principal, queryScope: string | undefined) => {
     const header = ctx.get(REQUIRED_SCOPE_HEADER);
-    if (header && !scopeList.safeParse(header).success) {
+    if (header && !isScopeList(header)) {
       throw validationFailed([{ field: 'X-Required-Scope', message: 'space-separated scope names' }]);
     }
     for (const scope of [...parseScope(queryScope), ...parseScope(header)]) requireScope(principal, scope, realm);
-    ctx.set('X-Auth-Subject', principal.subject);
-    ctx.set('X-Auth-Scopes', principal.scopes.join(' '));
-    ctx.set('X-Auth-Type', principal.type);
-    ctx.set('X-Auth-Credential-Id', principal.credentialId);
-    if (principal.clientId) ctx.set('X-Auth-Client-Id', principal.clientId);
-    ctx.body = { subject: principal.subject, type: principal.type, scopes: principal.scopes };
+    answerVerified(ctx, principal);
   };
   return [
     route({

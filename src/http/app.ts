@@ -60,6 +60,9 @@ export function createApp(deps: Deps): App {
   // early (plain HTTP, CORS preflight, old clients); the browser-facing requests count per
   // IP; then our routes (/v1 counts its rate limit in front of its router), then the
   // provider behind its own rate limit.
+  // The gateway check's common case, answered whole before the generic middleware (it
+  // hands anything else on untouched).
+  if (deps.config.verifyFastPath) koa.use(api.verifyFastPath);
   koa.use(requestId());
   koa.use(requestLog(deps.logger));
   koa.use(httpMetrics(deps.metrics));

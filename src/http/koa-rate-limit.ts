@@ -36,6 +36,12 @@ function refuse(ctx: Context, deps: RateLimitDeps, outcome: RateLimitOutcome, su
 
 const clientOf = (principal: Principal): string | undefined => (principal.type === 'client' ? principal.subject : principal.clientId);
 
+/** The limits a principal's /v1 bucket is held to: the default, or the first override naming its client, then one of its scopes. */
+export function limitsOfPrincipal(deps: Pick<RateLimitDeps, 'limits'>, principal: Principal): RateLimits {
+  const { overrides = [], ...base } = deps.limits();
+  return limitsFor(base, overrides, { clientId: clientOf(principal), scopes: principal.scopes });
+}
+
 /**
  * The rate limit of /v1, in front of every /v1 route: once per request, before the handler
  * runs. A request with a valid credential counts against that credential (API key, user,
@@ -56,8 +62,8 @@ const clientOf = (principal: Principal): string | undefined => (principal.type =
  */
 export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialResolver): Middleware {
   return async (ctx, next) => {
-    const { overrides = [], ...base } = deps.limits();
-    const limitsOf = (principal: Principal) => limitsFor(base, overrides, { clientId: clientOf(principal), scopes: principal.scopes });
+    const { overrides: _, ...base } = deps.limits();
+    const limitsOf = (principal: Principal) => limitsOfPrincipal(deps, principal);
     const named = await resolveCredential.identified(ctx);
     if (!named) {
       // A missing or bad credential is the route's business (it answers 401); it counts per IP.

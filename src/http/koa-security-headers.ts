@@ -1,5 +1,5 @@
 import { routePath } from './route-dispatch.ts';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 
 /**
  * Pages: styles from our own origin (/assets/style.css), data: images (QR codes), no
@@ -35,17 +35,22 @@ export function securityHeaders(): Middleware {
     try {
       await next();
     } finally {
-      ctx.set('X-Content-Type-Options', 'nosniff');
-      ctx.set('Referrer-Policy', 'no-referrer');
-      ctx.set('X-Frame-Options', 'DENY');
-      if (ctx.secure) ctx.set('Strict-Transport-Security', HSTS);
-      if (ctx.response.is('html')) ctx.set('Content-Security-Policy', pageCsp(ctx.response.get('Content-Security-Policy')));
-      else ctx.set('Content-Security-Policy', API_CSP);
-      if (!CACHEABLE.has(routePath(ctx.path)) && !ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'no-store');
-      // RFC 6749 §5.1 asks for both on a token response; the provider sets only Cache-Control.
-      if (String(ctx.response.get('Cache-Control')).includes('no-store') && !ctx.response.get('Pragma')) ctx.set('Pragma', 'no-cache');
+      finishSecurityHeaders(ctx);
     }
   };
+}
+
+/** The security headers of an answer whose status, body and other headers are set. */
+export function finishSecurityHeaders(ctx: Context): void {
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('Referrer-Policy', 'no-referrer');
+  ctx.set('X-Frame-Options', 'DENY');
+  if (ctx.secure) ctx.set('Strict-Transport-Security', HSTS);
+  if (ctx.response.is('html')) ctx.set('Content-Security-Policy', pageCsp(ctx.response.get('Content-Security-Policy')));
+  else ctx.set('Content-Security-Policy', API_CSP);
+  if (!CACHEABLE.has(routePath(ctx.path)) && !ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'no-store');
+  // RFC 6749 §5.1 asks for both on a token response; the provider sets only Cache-Control.
+  if (String(ctx.response.get('Cache-Control')).includes('no-store') && !ctx.response.get('Pragma')) ctx.set('Pragma', 'no-cache');
 }
 
 /**

@@ -310,6 +310,29 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     return Promise.resolve(leasedOutcome(lease, limits, now));
   }
 
+  /**
+   * A leased consume answered from memory if it can be, with no other effect when it
+   * cannot: the bucket's current lease has a unit and no store call for it is under way.
+   * For callers that then take the usual way (`check` with `lease`) instead.
+   */
+  function takeFromLease(bucket: string, limits: RateLimits): RateLimitOutcome | undefined {
+    const lease = leaseWithUnit(bucket, limits);
+    if (!lease) return undefined;
+    lease.held -= 1;
+    return leasedOutcome(lease, limits, clock.now());
+  }
+
+  /** Whether `takeFromLease` would answer now (nothing is taken). */
+  const leaseReady = (bucket: string, limits: RateLimits): boolean => leaseWithUnit(bucket, limits) !== undefined;
+
+  function leaseWithUnit(bucket: string, limits: RateLimits): Lease | undefined {
+    const key = leaseKey(bucket, limits);
+    if (reserving.has(key) || locallyBlocked(bucket, limits)) return undefined;
+    const now = clock.now();
+    const lease = leases.current(key, now);
+    return lease && canHandOut(lease, now) ? lease : undefined;
+  }
+
   /** A leased consume: from the lease when it has a unit, else after the bucket's one store call at a time. */
   async function consumeLeased(request: RateLimitRequest): Promise<RateLimitOutcome> {
     const { bucket, limits } = request;
@@ -446,7 +469,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     };
   }
 
-  return { apply, check, peek, headers };
+  return { apply, check, peek, takeFromLease, leaseReady, headers };
 }
 
 export type RateLimiter = ReturnType<typeof createRateLimiter>;
