@@ -1,12 +1,12 @@
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
 import type { Store } from '../store/store.ts';
-import type { CachedReads } from '../store/cached-reads.ts';
+import { uncachedReads, type CachedReads } from '../store/cached-reads.ts';
 import type { AuditLog, RequestFacts } from './audit.ts';
 import { displayPrefix, generateApiKey, parseApiKey } from './api-key-format.ts';
 import { newId } from './ids.ts';
 import { canonicalIp, ipAllowed, MAX_ALLOW_LIST_ENTRIES, normaliseAllowListEntry } from './ip-allow-list.ts';
-import type { ServerSecrets } from './secrets.ts';
+import { sameHexDigest, type ServerSecrets } from './secrets.ts';
 import type { UserRepository } from './users.ts';
 import {
   EXPIRED_KEY_RETENTION_MS, graceKey, idKey, keyStatus, knownIpKey, nameKey, ownerKeysKey, recordKey, touchKey, usedKey, viewOf,
@@ -83,7 +83,7 @@ export interface ApiKeyServiceDeps {
   secrets: ServerSecrets;
   users: Pick<UserRepository, 'findById' | 'findForCheck'>;
   /** Where a key's record and grace mark are read on every check (default the store itself). */
-  cachedReads?: Pick<CachedReads, 'getMany'>;
+  cachedReads?: Pick<CachedReads, 'getManyParsed'>;
   audit: AuditLog;
   logger: Logger;
   /** The `<env>` of keys this server accepts and issues by default. */
@@ -103,7 +103,7 @@ export interface ApiKeyServiceDeps {
  */
 export function createApiKeyService(deps: ApiKeyServiceDeps) {
   const { store, clock, secrets, users, audit, logger, environment } = deps;
-  const reads = deps.cachedReads ?? store;
+  const reads = deps.cachedReads ?? uncachedReads(store);
   const hashOf = (key: string) => secrets.keyedHash('api-key', key);
   const recentTouches = new Map<string, number>();
   // Records by hash, as last read. A record never changes once written (rotation writes the
@@ -365,22 +365,21 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
     if (parsed.environment !== environment) return { ok: false, reason: 'environment' };
     const hash = hashOf(key);
     const ip = facts.ip ? canonicalIp(facts.ip) : '';
-    const recordRead = reads.getMany([recordKey(hash), graceKey(hash)]);
+    const recordRead = reads.getManyParsed<ApiKeyRecord | GraceMark>([recordKey(hash), graceKey(hash)], JSON.parse) as Promise<[ApiKeyRecord | null, GraceMark | null]>;
     // A key seen before that would still pass its own checks has its owner read (and the
     // caller's count sent) alongside its record; any other takes the long way below.
     const seen = seenRecords.get(hash);
     const early = seen && clock.now() < seen.expiresAt && ipAllowed(seen.allowedIps, ip) ? seen : undefined;
     if (early) onMatched?.(matchOf(early, early.expiresAt));
-    const [[raw, graceRaw], earlyOwner] = await Promise.all([recordRead, early && users.findForCheck(early.ownerId)]);
-    if (!raw) {
+    const [[record, grace], earlyOwner] = await Promise.all([recordRead, early && users.findForCheck(early.ownerId)]);
+    if (!record) {
       seenRecords.delete(hash);
       return { ok: false, reason: 'unknown' };
     }
-    const record = JSON.parse(raw) as ApiKeyRecord;
-    // The lookup matched on the hash already; the stored hash is compared again in
+    // The lookup matched on the hash already; the stored hash is compared with it again in
     // constant time so that the decision never rests on a variable-time comparison.
-    if (!secrets.matchesKeyedHash('api-key', key, record.hash)) return { ok: false, reason: 'unknown' };
-    const { status, diesAt } = statusOf(record, graceRaw ? (JSON.parse(graceRaw) as GraceMark) : null);
+    if (!sameHexDigest(hash, record.hash)) return { ok: false, reason: 'unknown' };
+    const { status, diesAt } = statusOf(record, grace);
     if (status === 'expired') return { ok: false, reason: 'expired' };
     if (!ipAllowed(record.allowedIps, ip)) {
       await audit.record({ type: 'apikey.ip_denied', outcome: 'failure', actor: record.ownerId, subject: record.id, ...facts, ip });

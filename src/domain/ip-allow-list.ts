@@ -69,7 +69,17 @@ export function ipAllowed(cidrs: readonly string[], clientIp: string | undefined
   });
 }
 
+/** Most addresses whose canonical form is remembered (parsing one costs more than the rest of a key check); full, it starts over. */
+const MAX_REMEMBERED_IPS = 10_000;
+const canonicalIps = new Map<string, string>();
+
 /** The client address as stored and shown: IPv4-mapped IPv6 written as plain IPv4. */
 export function canonicalIp(clientIp: string): string {
-  return ipaddr.isValid(clientIp) ? ipaddr.process(clientIp).toString() : clientIp;
+  let canonical = canonicalIps.get(clientIp);
+  if (canonical === undefined) {
+    canonical = ipaddr.isValid(clientIp) ? ipaddr.process(clientIp).toString() : clientIp;
+    if (canonicalIps.size >= MAX_REMEMBERED_IPS) canonicalIps.clear();
+    canonicalIps.set(clientIp, canonical);
+  }
+  return canonical;
 }

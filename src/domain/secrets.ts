@@ -50,11 +50,7 @@ export function deriveServerSecrets(root: string): ServerSecrets {
   return {
     cookieKeys: [derive('cookies').toString('base64url')],
     keyedHash,
-    matchesKeyedHash(purpose, value, storedHex) {
-      const actual = Buffer.from(keyedHash(purpose, value), 'hex');
-      const expected = Buffer.from(storedHex, 'hex');
-      return actual.length === expected.length && timingSafeEqual(actual, expected);
-    },
+    matchesKeyedHash: (purpose, value, storedHex) => sameHexDigest(keyedHash(purpose, value), storedHex),
     seal(purpose, plaintext) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', derive(`seal:${purpose}`), iv);
@@ -77,4 +73,11 @@ export function constantTimeEqual(a: string, b: string): boolean {
   const ha = createHmac('sha256', 'cmp').update(a).digest();
   const hb = createHmac('sha256', 'cmp').update(b).digest();
   return timingSafeEqual(ha, hb);
+}
+
+/** Constant-time equality of two hex digests (a keyed hash just computed, and one stored). */
+export function sameHexDigest(computedHex: string, storedHex: string): boolean {
+  const actual = Buffer.from(computedHex, 'hex');
+  const expected = Buffer.from(storedHex, 'hex');
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
 }

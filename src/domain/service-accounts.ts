@@ -1,6 +1,6 @@
 import type { JWK } from 'jose';
 import type { Store } from '../store/store.ts';
-import type { CachedReads } from '../store/cached-reads.ts';
+import { uncachedReads, type CachedReads } from '../store/cached-reads.ts';
 import { updateRecord } from '../store/update-record.ts';
 import type { ServiceAccountAlg } from './service-account-keys.ts';
 
@@ -47,10 +47,10 @@ export function createServiceAccountRepository(deps: {
   /** Makes every access token already issued to the account invalid. */
   revokeTokens: (accountId: string) => Promise<void>;
   /** Where `getForCheck` reads (default the store itself). */
-  cachedReads?: Pick<CachedReads, 'getMany'>;
+  cachedReads?: Pick<CachedReads, 'getManyParsed'>;
 }) {
   const { store } = deps;
-  const reads = deps.cachedReads ?? store;
+  const reads = deps.cachedReads ?? uncachedReads(store);
 
   async function get(id: string): Promise<ServiceAccount | null> {
     if (!isServiceAccountId(id)) return null;
@@ -63,10 +63,10 @@ export function createServiceAccountRepository(deps: {
    * credential cache while it can be trusted. What the token finally rests on is read
    * again with `get` after its grant is indexed; never for a read-modify-write.
    */
-  async function getForCheck(id: string): Promise<ServiceAccount | null> {
+  async function getForCheck(id: string): Promise<Readonly<ServiceAccount> | null> {
     if (!isServiceAccountId(id)) return null;
-    const [raw] = await reads.getMany([accountKey(id)]);
-    return raw ? (JSON.parse(raw) as ServiceAccount) : null;
+    const [account] = await reads.getManyParsed<ServiceAccount>([accountKey(id)], JSON.parse);
+    return account;
   }
 
   async function list(): Promise<ServiceAccount[]> {

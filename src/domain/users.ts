@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
-import type { CachedReads } from '../store/cached-reads.ts';
+import { uncachedReads, type CachedReads } from '../store/cached-reads.ts';
 import { updateRecord } from '../store/update-record.ts';
 import { newId } from './ids.ts';
 import type { PasswordHasher } from './passwords.ts';
@@ -46,9 +46,9 @@ export class EmailTakenError extends Error {
   constructor() { super('email already registered'); }
 }
 
-export function createUserRepository(deps: { store: Store; clock: Clock; passwords: PasswordHasher; cachedReads?: Pick<CachedReads, 'getMany'> }) {
+export function createUserRepository(deps: { store: Store; clock: Clock; passwords: PasswordHasher; cachedReads?: Pick<CachedReads, 'getManyParsed'> }) {
   const { store, clock, passwords } = deps;
-  const reads = deps.cachedReads ?? store;
+  const reads = deps.cachedReads ?? uncachedReads(store);
   const nowIso = () => new Date(clock.now()).toISOString();
 
   async function findById(id: string): Promise<User | null> {
@@ -60,9 +60,9 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
    * findById for a credential check on the hot path (an API key's owner): from the
    * credential cache while it can be trusted. Never for a read-modify-write.
    */
-  async function findForCheck(id: string): Promise<User | null> {
-    const [raw] = await reads.getMany([userKey(id)]);
-    return raw ? (JSON.parse(raw) as User) : null;
+  async function findForCheck(id: string): Promise<Readonly<User> | null> {
+    const [user] = await reads.getManyParsed<User>([userKey(id)], JSON.parse);
+    return user;
   }
 
   /** Several users in one store round trip; missing ones are left out. */

@@ -7,9 +7,22 @@ export interface CachedReads {
    * change it would have heard of, from the store for the rest (and remembered).
    */
   getMany(keys: string[]): Promise<(string | null)[]>;
+  /**
+   * `getMany` with each value parsed by `parse`; a value answered from memory is parsed
+   * once and the same (frozen) result given out again, so callers must not change it.
+   */
+  getManyParsed<T extends object>(keys: string[], parse: (raw: string) => T): Promise<(T | null)[]>;
   /** Whether reads are being answered from memory now (the store's key-change feed is live). */
   active(): boolean;
   close(): void;
+}
+
+/** The same reads straight from the store, for callers given no cache (tests, tools). */
+export function uncachedReads(store: Pick<Store, 'getMany'>): Pick<CachedReads, 'getMany' | 'getManyParsed'> {
+  return {
+    getMany: (keys) => store.getMany(keys),
+    getManyParsed: async (keys, parse) => (await store.getMany(keys)).map((raw) => (raw === null ? null : parse(raw))),
+  };
 }
 
 /** Longest an answer is kept without being read again, even with no change heard of. */
@@ -21,6 +34,8 @@ const MAX_CHANGES_TRACKED = 10_000;
 
 interface Entry {
   value: string | null;
+  /** The value as last parsed, and by which parser. */
+  parsed?: { parse: (raw: string) => object; result: object };
   /** By `now()`: the entry is not used from then on (its max age, or the key's own expiry). */
   until: number;
 }
@@ -115,9 +130,21 @@ export function createCachedReads(deps: {
     return answers;
   }
 
+  async function getManyParsed<T extends object>(keys: string[], parse: (raw: string) => T): Promise<(T | null)[]> {
+    const raws = await getMany(keys);
+    return raws.map((raw, i) => {
+      if (raw === null) return null;
+      const entry = entries.get(keys[i]);
+      if (entry?.value !== raw) return Object.freeze(parse(raw));
+      if (entry.parsed?.parse !== parse) entry.parsed = { parse, result: Object.freeze(parse(raw)) };
+      return entry.parsed.result as T;
+    });
+  }
+
   return {
     start,
     getMany,
+    getManyParsed,
     active: () => feed?.isLive() ?? false,
     close: () => feed?.close(),
   };
