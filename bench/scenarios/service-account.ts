@@ -49,6 +49,9 @@ function assertion(file: KeyFile, key: KeyObject, alg: AssertionAlg): string {
  * jti is single use), signed before the timed window: enough for the run at 1.5 × the
  * rate last seen, and signed on the spot (in the load generator) only if they run out.
  */
+/** How long the assertions of a run may take to sign before it. */
+const PRESIGN_BUDGET_MS = 8_000;
+
 function serviceAccountPlan(alg: AssertionAlg): Plan {
   const key = targets.server('ES256');
   let file: KeyFile | undefined;
@@ -61,11 +64,18 @@ function serviceAccountPlan(alg: AssertionAlg): Plan {
       const target = await ctx.pool.get(key);
       file ??= await createServiceAccount(target.url, ctx, alg);
       const privateKey = createPrivateKey(file.private_key);
-      const plannedS = Math.max(ctx.options.durationS, ctx.options.warmupS);
-      const pool = Array.from({ length: Math.ceil(Math.max(lastRate, 200) * plannedS * 1.5) }, () => assertion(file!, privateKey, alg));
       const body = (a: string) => `grant_type=${encodeURIComponent(JWT_BEARER)}&assertion=${a}&scope=cmdb.read`;
-      const check = await fetch(target.url + PATH, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: body(pool.pop()!) });
+      // Checked before the pool is signed: signing takes seconds, and a kept-alive connection
+      // the server closed meanwhile would fail this POST (it is not retried).
+      const check = await fetch(target.url + PATH, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: body(assertion(file, privateKey, alg)) });
       if (check.status !== 200) throw new Error(`jwt-bearer grant at ${target.url}: ${check.status} ${await check.text()}`);
+      const plannedS = Math.max(ctx.options.durationS, ctx.options.warmupS);
+      const wanted = Math.ceil(Math.max(lastRate, 200) * plannedS * 1.5);
+      // RSA signatures cost about a millisecond each here: signing stops after PRESIGN_BUDGET_MS.
+      const pool: string[] = [];
+      const signingUntil = performance.now() + PRESIGN_BUDGET_MS;
+      while (pool.length < wanted && performance.now() < signingUntil) pool.push(assertion(file, privateKey, alg));
+      if (pool.length < wanted) ctx.log(`    ${pool.length} of ${wanted} assertions signed ahead (${PRESIGN_BUDGET_MS / 1000} s budget)`);
       let signedLate = 0;
       const next = () => pool.pop() ?? (signedLate++, assertion(file!, privateKey, alg));
       const headers = { 'content-type': 'application/x-www-form-urlencoded' };
