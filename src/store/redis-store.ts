@@ -63,8 +63,8 @@ return out`;
 
 /**
  * Keyspace notification classes a key-change feed needs: K (keyspace channel), g (DEL,
- * EXPIRE, RENAME...), $ (string commands), x (expired), e (evicted); s for SADD/SREM, t
- * for streams are not needed by what is watched today but cost nothing to carry.
+ * EXPIRE, RENAME...), $ (string commands), x (expired), e (evicted). Everything watched
+ * today is a string key, so set and stream events (s, t) are not asked for.
  */
 const KEYSPACE_CLASSES = ['K', 'g', '$', 'x', 'e'];
 /** How often a key-change feed's connection is asked whether it still answers, and how long since its last answer it is still trusted. */
