@@ -1,4 +1,5 @@
 import { Redis, Cluster } from 'ioredis';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { KeyChangeFeed, Store, StreamEntry, ValueWithTtl } from './store.ts';
 import { StoreUnavailableError } from './store.ts';
@@ -67,10 +68,11 @@ return out`;
  * today is a string key, so set and stream events (s, t) are not asked for.
  */
 const KEYSPACE_CLASSES = ['K', 'g', '$', 'x', 'e'];
-/** How often a key-change feed's connection is asked whether it still answers, and how long since its last answer it is still trusted. */
-const FEED_PING_EVERY_MS = 1_000;
+/** How often a key-change feed's beat is written, how long that key lives, and how long after its last heard beat the feed is still trusted. */
+const FEED_BEAT_EVERY_MS = 1_000;
+const BEAT_TTL_MS = 3_000;
 const FEED_TRUSTED_FOR_MS = 2_500;
-/** How long a feed waits for its probe key's notifications where CONFIG could not turn them on. */
+/** How long a new feed waits for its first beat (where CONFIG was refused, the only sign that notifications are on). */
 const PROBE_WAIT_MS = 3_000;
 
 /** How often the subscription's connection is asked whether it still answers, and how long it has to. */
@@ -342,7 +344,7 @@ const globLiteral = (text: string) => text.replace(/[*?[\]\\]/g, (c) => `\\${c}`
 /**
  * Turns on the keyspace notifications a feed needs, keeping whatever classes were on;
  * false when Redis refuses (a managed Redis without CONFIG, an ACL that forbids it: the
- * feed then checks with a probe key whether they are on anyway).
+ * feed's beat then tells whether they are on anyway).
  */
 async function enableKeyspaceNotifications(client: Redis): Promise<boolean> {
   try {
@@ -359,60 +361,84 @@ async function enableKeyspaceNotifications(client: Redis): Promise<boolean> {
 /**
  * A key-change feed on a connection of its own: PSUBSCRIBE to the keyspace channels of the
  * watched prefixes, so that a change any instance makes (a write, a delete, an expiry, an
- * eviction) is heard within moments. The connection is proven every second with a PING:
- * Redis answers on one connection in order, so once the answer to a PING is in, every
- * notification sent before Redis read it has been heard. The feed counts as live only
- * within FEED_TRUSTED_FOR_MS of the last such proof, and says it is not live as soon as
- * the connection closes or a proof is overdue (the connection is then made again).
+ * eviction) is heard within moments.
+ *
+ * What proves the feed is a beat: every second the main connection writes a short-lived
+ * key under a watched prefix (SET with PX: a `set` and an `expire` event, classes $ and g),
+ * and the feed counts as proven up to the moment that write was sent once both its events
+ * are heard. Redis publishes a notification while it runs the command, to each subscriber
+ * in order, so every change acknowledged before the beat was sent has been heard by then.
+ * This also catches what a PING on the feed's own connection would not: notifications
+ * turned off (a Redis restarted without the CONFIG SET, a failover to a server configured
+ * otherwise, another program changing the setting) and the two connections reaching
+ * different servers. The feed is live only within FEED_TRUSTED_FOR_MS of its last proof;
+ * a proof overdue by that much, or a closed connection, makes it not live and the
+ * connection is made again, which sets the notification classes again.
  */
 async function startKeyChangeFeed(client: Redis, keyPrefix: string, prefixes: string[]): Promise<(KeyChangeFeed & { changed(keys: string[]): void }) | undefined> {
   const configured = await enableKeyspaceNotifications(client);
   const db = client.options.db ?? 0;
   const channelHead = `__keyspace@${db}__:${keyPrefix}`;
   const patterns = prefixes.map((p) => `${globLiteral(channelHead)}${globLiteral(p)}*`);
+  const beatHead = `${prefixes[0]}~feed-beat~${randomBytes(9).toString('base64url')}~`;
   const changeListeners: ((key: string) => void)[] = [];
   const liveListeners: ((live: boolean) => void)[] = [];
-  let subscribed = false;
+  // Beats sent and not yet proven: number → when it was sent, and whether its `set` was heard.
+  const beats = new Map<number, { sentAt: number; setHeard: boolean }>();
+  let beatCount = 0;
+  let live = false;
   let provenAt = -Infinity;
+  let readyAt = performance.now();
   let closed = false;
   const changed = (key: string) => { for (const listener of changeListeners) listener(key); };
-  const setLive = (live: boolean) => {
-    if (!live) provenAt = -Infinity;
-    if (subscribed === live) return;
-    subscribed = live;
-    for (const listener of liveListeners) listener(live);
+  const setLive = (next: boolean) => {
+    if (!next) provenAt = -Infinity;
+    if (live === next) return;
+    live = next;
+    for (const listener of liveListeners) listener(next);
+  };
+  const heardBeat = (key: string, event: string) => {
+    const beat = beats.get(Number(key.slice(beatHead.length)));
+    if (!beat) return;
+    if (event === 'set') beat.setHeard = true;
+    else if (event === 'expire' && beat.setHeard) {
+      for (const [n, sent] of beats) if (sent.sentAt <= beat.sentAt) beats.delete(n);
+      provenAt = Math.max(provenAt, beat.sentAt);
+      setLive(true);
+    }
   };
 
   const connection = client.duplicate({ keyPrefix: undefined, enableAutoPipelining: false });
-  const eventListeners: ((key: string, event: string) => void)[] = [];
   connection.on('pmessage', (_pattern: string, channel: string, event: string) => {
     const key = channel.slice(channelHead.length);
-    changed(key);
-    for (const listener of eventListeners) listener(key, event);
+    if (key.startsWith(beatHead)) heardBeat(key, event);
+    else changed(key);
   });
   connection.on('ready', () => {
-    connection.psubscribe(...patterns).then(() => {
-      provenAt = performance.now();
-      setLive(true);
-    }, () => setLive(false));
+    readyAt = performance.now();
+    // Again on every connection: a Redis that restarted has lost what CONFIG SET turned on.
+    void enableKeyspaceNotifications(client).then(() => connection.psubscribe(...patterns)).catch(() => setLive(false));
   });
   connection.on('close', () => setLive(false));
   connection.on('error', () => setLive(false));
   const heartbeat = setInterval(() => {
-    if (closed || connection.status !== 'ready') return;
-    if (subscribed && performance.now() - provenAt > FEED_TRUSTED_FOR_MS) {
+    if (closed) return;
+    const now = performance.now();
+    if (connection.status === 'ready' && now - Math.max(provenAt, readyAt) > FEED_TRUSTED_FOR_MS) {
       setLive(false);
+      beats.clear();
       connection.disconnect(true);
       return;
     }
-    const sentAt = performance.now();
-    connection.ping().then(() => { if (subscribed) provenAt = Math.max(provenAt, sentAt); }, () => {});
-  }, FEED_PING_EVERY_MS);
+    const n = ++beatCount;
+    beats.set(n, { sentAt: now, setHeard: false });
+    client.set(`${beatHead}${n}`, '1', 'PX', BEAT_TTL_MS).catch(() => beats.delete(n));
+  }, FEED_BEAT_EVERY_MS);
   heartbeat.unref();
   try {
     await connection.connect();
   } catch {
-    // ioredis keeps trying; the feed is not live until it is subscribed.
+    // ioredis keeps trying; the feed is not live until a beat is heard.
   }
   const close = () => {
     closed = true;
@@ -420,45 +446,21 @@ async function startKeyChangeFeed(client: Redis, keyPrefix: string, prefixes: st
     setLive(false);
     connection.disconnect();
   };
-  if (!configured && !(await notificationsArrive(client, `${prefixes[0]}~keyspace-probe~${Date.now()}`, (listener) => eventListeners.push(listener), () => subscribed))) {
+  // Where CONFIG was refused, the notifications may still be on (set by a managed
+  // service's operator): the first beat tells. Otherwise there is no feed.
+  const firstProofBy = performance.now() + PROBE_WAIT_MS;
+  while (!live && performance.now() < firstProofBy) await new Promise((resolve) => setTimeout(resolve, 25));
+  if (!live && !configured) {
     close();
     return undefined;
   }
   return {
     onChange: (listener) => { changeListeners.push(listener); },
     onLive: (listener) => { liveListeners.push(listener); },
-    isLive: () => subscribed && performance.now() - provenAt <= FEED_TRUSTED_FOR_MS,
+    isLive: () => live && performance.now() - provenAt <= FEED_TRUSTED_FOR_MS,
     changed: (keys) => { for (const key of keys) changed(key); },
     close,
   };
-}
-
-/**
- * Whether the notifications a feed needs are on although CONFIG could not say (set by the
- * operator of a managed Redis): a short-lived probe key under a watched prefix must be
- * reported written and then expired within PROBE_WAIT_MS of the subscription.
- */
-async function notificationsArrive(client: Redis, probeKey: string, listen: (listener: (key: string, event: string) => void) => void, subscribed: () => boolean): Promise<boolean> {
-  const deadline = performance.now() + PROBE_WAIT_MS;
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-  while (!subscribed()) {
-    if (performance.now() > deadline) return false;
-    await sleep(10);
-  }
-  const heard = new Set<string>();
-  listen((key, event) => { if (key === probeKey) heard.add(event); });
-  try {
-    await client.set(probeKey, '1', 'PX', 20);
-    while (!(heard.has('set') && heard.has('expired'))) {
-      if (performance.now() > deadline) return false;
-      await sleep(25);
-      // Reading an expired key makes Redis expire it at once.
-      await client.exists(probeKey);
-    }
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Windows grouped by their key's hash tag (the text in the first {...}), so each group lives in one cluster slot. */

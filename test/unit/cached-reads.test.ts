@@ -203,6 +203,49 @@ describe('credential cache (cached reads kept fresh by keyspace notifications)',
     await expect.poll(() => cache.getMany(['live:k']), { timeout: 2000 }).toEqual(['v2']);
   });
 
+  it('is off where CONFIG is refused and the notifications on leave out a class it needs (no DEL events: g)', async () => {
+    const partial = await startRedisServer({ args: ['--notify-keyspace-events', 'K$x', '--rename-command', 'CONFIG', ''] });
+    opened.push({ close: () => partial.stop() });
+    const cache = createCachedReads({ store: await redisStore('partial:', partial.url), prefixes: ['live:'], now: () => performance.now(), enabled: true });
+    expect(await cache.start()).toBe(false);
+  });
+
+  it('comes back by itself after Redis restarts without the notification setting, and never serves a change missed meanwhile', async () => {
+    const server = await startRedisServer();
+    opened.push({ close: () => server.stop() });
+    const prefix = `cr${randomAlphanumeric(6)}:`;
+    const cache = await cacheOn(await redisStore(prefix, server.url));
+    await server.restart(); // no persistence: data and CONFIG SET are gone
+    const other = rawClient(server.url);
+    await expect.poll(() => cache.active(), { timeout: 10_000 }).toBe(true);
+    const [, flags] = (await other.config('GET', 'notify-keyspace-events')) as string[];
+    expect(flags).toContain('K');
+    await other.set(`${prefix}live:k`, 'v1');
+    await sleep(50);
+    expect(await cache.getMany(['live:k'])).toEqual(['v1']);
+    await other.del(`${prefix}live:k`);
+    await expect.poll(() => cache.getMany(['live:k']), { timeout: 2000 }).toEqual([null]);
+  });
+
+  it('stops answering from memory when another program turns the notifications off, and turns them on again', async () => {
+    const server = await startRedisServer();
+    opened.push({ close: () => server.stop() });
+    const prefix = `cr${randomAlphanumeric(6)}:`;
+    const cache = await cacheOn(await redisStore(prefix, server.url));
+    const other = rawClient(server.url);
+    await other.set(`${prefix}live:k`, 'v1');
+    await sleep(50);
+    expect(await cache.getMany(['live:k'])).toEqual(['v1']);
+    await other.config('SET', 'notify-keyspace-events', '');
+    await other.set(`${prefix}live:k`, 'v2'); // no notification reaches the feed
+    const changedAt = performance.now();
+    await expect.poll(() => cache.getMany(['live:k']), { timeout: 5000, interval: 50 }).toEqual(['v2']);
+    expect(performance.now() - changedAt).toBeLessThan(4000);
+    await expect.poll(() => cache.active(), { timeout: 10_000 }).toBe(true);
+    const [, flags] = (await other.config('GET', 'notify-keyspace-events')) as string[];
+    expect(flags).toContain('K');
+  });
+
   it('is off when CREDENTIAL_CACHE is off, and on the memory store', async () => {
     const off = createCachedReads({ store: await redisStore(`cr${randomAlphanumeric(6)}:`), prefixes: ['live:'], now: () => performance.now(), enabled: false });
     expect(await off.start()).toBe(false);
