@@ -24,8 +24,9 @@ const PATH = `/v1${VERIFY_PATH}`;
  * Anything else goes on, untouched, to the full path: another method or spelling, another
  * query parameter, an Origin (CORS), an X-Client-Version (its check), plain HTTP under
  * FORCE_HTTPS, no credential or a refused one, a scope it lacks, a lease that needs the
- * store, or an error while resolving (the full path answers it). Nothing is written to the
- * answer before everything is decided; the unit taken from the lease is the request's count.
+ * store, or an error while resolving (the full path answers it). Nothing but the request
+ * id (which the full path keeps) is written to the answer before everything is decided; the
+ * unit taken from the lease is the request's count.
  * VERIFY_FAST_PATH=false turns it off.
  */
 export function verifyFastPath(deps: Deps, resolveCredential: CredentialResolver): Middleware {
@@ -37,6 +38,8 @@ export function verifyFastPath(deps: Deps, resolveCredential: CredentialResolver
     const started = process.hrtime.bigint();
     const required = requiredScopes(ctx.querystring, ctx.get(REQUIRED_SCOPE_HEADER));
     if (!required) return next();
+    // Before the credential is resolved: its checks write the request id into audit events and logs.
+    assignRequestId(ctx);
     // Whom the credential names, before the store confirms it: a caller this instance holds
     // no lease for goes on at once, so that the full path's count can still share a Redis
     // write with the credential's store read.
@@ -52,7 +55,6 @@ export function verifyFastPath(deps: Deps, resolveCredential: CredentialResolver
     const outcome = limits.rateLimiter.takeFromLease(principalBucket(principal), limitsOfPrincipal(limits, principal));
     if (!outcome) return next();
 
-    assignRequestId(ctx);
     ctx.vary('Origin');
     for (const [name, value] of Object.entries(limits.rateLimiter.headers(outcome.state))) ctx.set(name, value);
     answerVerified(ctx, principal);

@@ -15,7 +15,8 @@ export function assignRequestId(ctx: Context): string {
 
 export function requestId(): Middleware {
   return async (ctx, next) => {
-    assignRequestId(ctx);
+    // Kept when something in front (the gateway check's fast path) has assigned it already.
+    if (typeof ctx.state.requestId !== 'string') assignRequestId(ctx);
     await next();
   };
 }

@@ -131,6 +131,21 @@ describe('GET /v1/auth/verify fast path', () => {
     })).toBe(0);
   });
 
+  it('gives the audit events written while the credential is checked the request id, as the full path does', async () => {
+    const events: { type: string; requestId?: string }[] = [];
+    const record = a.deps.audit.record;
+    a.deps.audit.record = async (event) => { events.push(event); return record(event); };
+    try {
+      const fenced = (await a.deps.apiKeys.create({ ownerId: user.id, grantableScopes: user.scopes, name: 'fenced', scopes: ['cmdb.read'], allowedIps: ['10.0.0.0/8'] })).key;
+      const fresh = (await a.deps.apiKeys.create({ ownerId: user.id, grantableScopes: user.scopes, name: 'fresh', scopes: ['cmdb.read'], allowedIps: [] })).key;
+      expect((await ask(a, '/v1/auth/verify', { headers: { 'x-api-key': fenced, 'x-request-id': 'rid-ip-denied' } })).status).toBe(401);
+      expect((await ask(a, '/v1/auth/verify', { headers: { 'x-api-key': fresh, 'x-request-id': 'rid-new-ip' } })).status).toBe(200);
+      await expect.poll(() => events.map((e) => [e.type, e.requestId])).toEqual(expect.arrayContaining([['apikey.ip_denied', 'rid-ip-denied'], ['apikey.new_ip', 'rid-new-ip']]));
+    } finally {
+      a.deps.audit.record = record;
+    }
+  });
+
   it('leaves a rate-limited caller to the full path, which refuses it with its 429', async () => {
     const limited = await startTestServer({ config: { verifyFastPath: true, rateLimitPerHour: 1000, rateLimitBurst: 3, rateLimitBurstSeconds: 60 } });
     try {
