@@ -47,7 +47,7 @@ export interface Readings {
 const ROOM_SHARE = 8;
 /** ...and never more than this many units. */
 const MAX_LEASE_UNITS = 100;
-/** Most buckets whose leases one instance keeps (a flood of callers clears them all; their units stay counted until their windows end). */
+/** Most buckets whose leases one instance keeps (see makeRoom for what goes when it is full). */
 const MAX_LEASED_BUCKETS = 10_000;
 
 export const leaseKey = (bucket: string, limits: RateLimits): string => `${limits.perHour}|${limits.burst}|${limits.burstSeconds}|${bucket}`;
@@ -102,6 +102,23 @@ export function createLeaseBook() {
   const leases = new Map<string, Lease>();
   let lastId = 0;
 
+  /**
+   * Full: first forgets the leases that hold nothing or can hand out nothing more (nothing is
+   * lost with them), then, if that is not enough, the least recently renewed tenth. Units
+   * those still held stay counted in the store until their windows end, so forgetting
+   * them all at once (a flood of new callers could force it) would take quota from every
+   * busy caller of this instance.
+   */
+  function makeRoom(now: number): void {
+    for (const [key, lease] of leases) if (!canHandOut(lease, now)) leases.delete(key);
+    if (leases.size < MAX_LEASED_BUCKETS) return;
+    let drop = Math.ceil(MAX_LEASED_BUCKETS / 10);
+    for (const key of leases.keys()) {
+      if (drop-- <= 0) break;
+      leases.delete(key);
+    }
+  }
+
   return {
     /** The bucket's lease, unless its windows have both ended or the clock stepped back before it was taken (then it is forgotten). */
     current(key: string, now: number): Lease | undefined {
@@ -114,8 +131,9 @@ export function createLeaseBook() {
     },
     /** Keeps a new lease for the bucket (in place of any older one) and returns it. */
     keep(key: string, fields: Omit<Lease, 'id'>): Lease {
-      if (leases.size >= MAX_LEASED_BUCKETS && !leases.has(key)) leases.clear();
+      if (leases.size >= MAX_LEASED_BUCKETS && !leases.has(key)) makeRoom(fields.takenAt);
       const lease = { id: ++lastId, ...fields };
+      leases.delete(key);
       leases.set(key, lease);
       return lease;
     },

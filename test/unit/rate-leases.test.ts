@@ -4,6 +4,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createRateLimiter, type RateLimiter, type RateLimits } from '../../src/http/rate-limiter.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
+import { createMemoryStore } from '../../src/store/memory-store.ts';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import { StoreUnavailableError, type Store } from '../../src/store/store.ts';
 import { startRedisServer } from '../support/redis-server.ts';
@@ -215,5 +216,22 @@ describe('rate-limit leases', () => {
     } finally {
       await redis.stop();
     }
+  });
+
+  it('a flood of new callers filling the lease book does not strand a busy caller\'s quota', async () => {
+    // The memory store: 100,000 counts in a few seconds (the book's logic is the same on both).
+    const clock = createManualClock();
+    const store = createMemoryStore(clock);
+    const limiter = limiterOn(store, { clock });
+    const limits = { perHour: 1000, burst: 1_000_000, burstSeconds: 60 };
+    let allowed = 0;
+    let fresh = 0;
+    for (let i = 0; i < 1000; i++) {
+      if ((await leased(limiter, 'key:busy', limits)).allowed) allowed += 1;
+      clock.advance(100);
+      // Every 100 requests, 10,000 first requests from addresses never seen before: the book fills.
+      if (i % 100 === 99) for (let j = 0; j < 10_000; j++) await leased(limiter, `ip6:2001:db8:${(++fresh).toString(16)}::/64`, limits);
+    }
+    expect(allowed).toBe(1000);
   });
 });
