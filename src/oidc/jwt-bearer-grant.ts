@@ -87,7 +87,7 @@ export function createJwtBearerExchange(deps: Deps) {
       return { ok: false, error: result.error, description: result.description };
     }
     const { account, key, scopes } = result;
-    const minted = await minter.mint(provider, client, account, key.kid, scopes);
+    const minted = await minter.mint(provider, client, account, key, scopes);
     if (!minted.ok && minted.reason === 'key_retired') {
       await audit.record({ ...base, outcome: 'failure', actor: account.id, details: { reason: 'signature', clientId: client.clientId, endpoint: input.endpoint } });
       return { ok: false, error: 'invalid_grant', description: 'the assertion is not signed by an active key of the service account named in iss' };

@@ -3,7 +3,7 @@ import type { Client } from 'oidc-provider';
 import { epochSeconds, type Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';
 import type { ScopeCatalog } from '../domain/scopes.ts';
-import type { ServiceAccount, ServiceAccountRepository } from '../domain/service-accounts.ts';
+import type { ServiceAccount, ServiceAccountKey, ServiceAccountRepository } from '../domain/service-accounts.ts';
 import { rememberCheckedOwner } from './checked-owner.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
 
@@ -39,7 +39,7 @@ export type MintOutcome = { ok: true; body: TokenResponse } | { ok: false; reaso
 export function createServiceAccountTokenMinter(deps: { config: Config; clock: Clock; scopeCatalog: ScopeCatalog; accounts: Pick<ServiceAccountRepository, 'get'>; tokenTtl: () => number }) {
   const { config, clock, scopeCatalog, accounts, tokenTtl } = deps;
 
-  async function mint(provider: Provider, client: Client, account: ServiceAccount, signedBy: string, scopes: string[]): Promise<MintOutcome> {
+  async function mint(provider: Provider, client: Client, account: ServiceAccount, signedBy: Pick<ServiceAccountKey, 'kid' | 'thumbprint'>, scopes: string[]): Promise<MintOutcome> {
     const ttl = tokenTtl();
     const now = epochSeconds(clock);
     const info = apiResourceServerInfo(config, scopeCatalog, ttl);
@@ -55,7 +55,8 @@ export function createServiceAccountTokenMinter(deps: { config: Config; clock: C
     const current = await accounts.get(account.id);
     if (!current || current.disabled) return { ok: false, reason: 'disabled' };
     // The key that signed the assertion was checked on a copy that may be older than this read.
-    if (!current.keys.some((k) => k.kid === signedBy && k.status === 'active')) {
+    // By kid and key material: a kid could name other material by now.
+    if (!current.keys.some((k) => k.kid === signedBy.kid && k.thumbprint === signedBy.thumbprint && k.status === 'active')) {
       await grant.destroy();
       return { ok: false, reason: 'key_retired' };
     }

@@ -419,6 +419,15 @@ describe('service-account JWT-bearer grant (Redis)', () => {
       expect(await server.store.get(oidcKey('Grant', grantIds[0]))).toBeNull();
     });
 
+    it('a kid naming other key material by the time the token is signed: nothing is signed', async () => {
+      const k = await newKeyPair('EdDSA');
+      const account = await createServiceAccount(server, admin, { name: 'racing-material', scopes: ['cmdb.read'], publicKey: k.publicPem });
+      const jwt = await assertion(k, account.id, tokenUrl);
+      const swapped = (current: ServiceAccount): ServiceAccount => ({ ...current, keys: current.keys.map((key) => ({ ...key, thumbprint: `${key.thumbprint}-other` })) });
+      const { result } = await withChangeBeforeSigning(account.id, swapped, () => exchange(jwt));
+      expectRefused(result, jwt, 'invalid_grant', /not signed by an active key/);
+    });
+
     it('a retired key, while the new key of a rotation works', async () => {
       const oldKey = await newKeyPair('RS256');
       const account = await createServiceAccount(server, admin, { name: 'rotating', scopes: ['cmdb.read'], publicKey: oldKey.publicPem });
