@@ -68,6 +68,15 @@ async function cacheOn(store: Store, prefixes = ['live:']) {
   return cache;
 }
 
+/** A private redis-server (started with `args`), a cache over it under a fresh prefix, and a raw client on it. */
+async function cacheOnPrivateRedis(args: string[] = []) {
+  const server = await startRedisServer({ args });
+  opened.push({ close: () => server.stop() });
+  const prefix = `cr${randomAlphanumeric(6)}:`;
+  const cache = await cacheOn(await redisStore(prefix, server.url));
+  return { server, prefix, cache, other: rawClient(server.url) };
+}
+
 describe('credential cache (cached reads kept fresh by keyspace notifications)', () => {
   it('answers a key read before from memory, and a write made here at once', async () => {
     const prefix = `cr${randomAlphanumeric(6)}:`;
@@ -191,11 +200,7 @@ describe('credential cache (cached reads kept fresh by keyspace notifications)',
   });
 
   it('is on where CONFIG is refused but the operator turned the notifications on', async () => {
-    const managed = await startRedisServer({ args: ['--notify-keyspace-events', 'KA', '--rename-command', 'CONFIG', ''] });
-    opened.push({ close: () => managed.stop() });
-    const prefix = `cr${randomAlphanumeric(6)}:`;
-    const cache = await cacheOn(await redisStore(prefix, managed.url));
-    const other = rawClient(managed.url);
+    const { prefix, cache, other } = await cacheOnPrivateRedis(['--notify-keyspace-events', 'KA', '--rename-command', 'CONFIG', '']);
     await other.set(`${prefix}live:k`, 'v1');
     await sleep(50);
     expect(await cache.getMany(['live:k'])).toEqual(['v1']);
@@ -211,12 +216,8 @@ describe('credential cache (cached reads kept fresh by keyspace notifications)',
   });
 
   it('comes back by itself after Redis restarts without the notification setting, and never serves a change missed meanwhile', async () => {
-    const server = await startRedisServer();
-    opened.push({ close: () => server.stop() });
-    const prefix = `cr${randomAlphanumeric(6)}:`;
-    const cache = await cacheOn(await redisStore(prefix, server.url));
+    const { server, prefix, cache, other } = await cacheOnPrivateRedis();
     await server.restart(); // no persistence: data and CONFIG SET are gone
-    const other = rawClient(server.url);
     await expect.poll(() => cache.active(), { timeout: 10_000 }).toBe(true);
     const [, flags] = (await other.config('GET', 'notify-keyspace-events')) as string[];
     expect(flags).toContain('K');
@@ -228,11 +229,7 @@ describe('credential cache (cached reads kept fresh by keyspace notifications)',
   });
 
   it('stops answering from memory when another program turns the notifications off, and turns them on again', async () => {
-    const server = await startRedisServer();
-    opened.push({ close: () => server.stop() });
-    const prefix = `cr${randomAlphanumeric(6)}:`;
-    const cache = await cacheOn(await redisStore(prefix, server.url));
-    const other = rawClient(server.url);
+    const { prefix, cache, other } = await cacheOnPrivateRedis();
     await other.set(`${prefix}live:k`, 'v1');
     await sleep(50);
     expect(await cache.getMany(['live:k'])).toEqual(['v1']);
