@@ -98,10 +98,13 @@ export function createCachedReads(deps: {
       return false;
     }
     feed.onChange(onChange);
+    const say = (live: boolean) => logger?.info({ live }, live ? 'credential cache on: key-change feed live' : 'credential cache paused: key-change feed lost, reading the store');
     feed.onLive((live) => {
       forgetAll();
-      logger?.info({ live }, live ? 'credential cache on: key-change feed live' : 'credential cache paused: key-change feed lost, reading the store');
+      say(live);
     });
+    // The feed may have gone live before this listened.
+    say(feed.isLive());
     return true;
   }
 

@@ -6,6 +6,8 @@ import { createMemoryStore } from '../../src/store/memory-store.ts';
 import { createRedisStore } from '../../src/store/redis-store.ts';
 import { createCachedReads } from '../../src/store/cached-reads.ts';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
+import { createLogger } from '../../src/logger.ts';
+import { Writable } from 'node:stream';
 import type { Store } from '../../src/store/store.ts';
 import { startRedisServer } from '../support/redis-server.ts';
 import { startRespProxy } from '../support/resp-proxy.ts';
@@ -241,6 +243,15 @@ describe('credential cache (cached reads kept fresh by keyspace notifications)',
     await expect.poll(() => cache.active(), { timeout: 10_000 }).toBe(true);
     const [, flags] = (await other.config('GET', 'notify-keyspace-events')) as string[];
     expect(flags).toContain('K');
+  });
+
+  it('says at start that it is on (the feed goes live before the cache listens to it)', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+    const cache = createCachedReads({ store: await redisStore(`cr${randomAlphanumeric(6)}:`), prefixes: ['live:'], now: () => performance.now(), enabled: true, logger: createLogger('info', sink) });
+    opened.push(cache);
+    expect(await cache.start()).toBe(true);
+    await expect.poll(() => lines.join('')).toContain('credential cache on');
   });
 
   it('is off when CREDENTIAL_CACHE is off, and on the memory store', async () => {
