@@ -6,7 +6,7 @@ import { assignRequestId } from '../http/koa-request-id.ts';
 import { requestLogLines } from '../http/koa-request-log.ts';
 import { observeRequest } from '../http/koa-metrics.ts';
 import { finishSecurityHeaders } from '../http/koa-security-headers.ts';
-import { limitsOfPrincipal, rateLimitDepsOf } from '../http/koa-rate-limit.ts';
+import { limitsOfPrincipal, rateLimitDepsOf, setHeaders } from '../http/koa-rate-limit.ts';
 import { principalBucket } from '../http/rate-limiter.ts';
 import { answerVerified, isScopeList, REQUIRED_SCOPE_HEADER, VERIFY_PATH } from './verify-routes.ts';
 
@@ -44,7 +44,8 @@ export function verifyFastPath(deps: Deps, resolveCredential: CredentialResolver
     // no lease for goes on at once, so that the full path's count can still share a Redis
     // write with the credential's store read.
     const named = await resolveCredential.identified(ctx);
-    if (!named || !limits.rateLimiter.leaseReady(principalBucket(named), limitsOfPrincipal(limits, named))) return next();
+    const inForce = limits.limits();
+    if (!named || !limits.rateLimiter.leaseReady(principalBucket(named), limitsOfPrincipal(inForce, named))) return next();
     let principal;
     try {
       principal = await resolveCredential.principalIfAny(ctx);
@@ -52,11 +53,11 @@ export function verifyFastPath(deps: Deps, resolveCredential: CredentialResolver
       return next();
     }
     if (!principal || !required.every((scope) => principal.scopes.includes(scope))) return next();
-    const outcome = limits.rateLimiter.takeFromLease(principalBucket(principal), limitsOfPrincipal(limits, principal));
+    const outcome = limits.rateLimiter.takeFromLease(principalBucket(principal), limitsOfPrincipal(inForce, principal));
     if (!outcome) return next();
 
     ctx.vary('Origin');
-    for (const [name, value] of Object.entries(limits.rateLimiter.headers(outcome.state))) ctx.set(name, value);
+    setHeaders(ctx, limits, outcome);
     answerVerified(ctx, principal);
     ctx.state.routeLabel = PATH;
     finishSecurityHeaders(ctx);

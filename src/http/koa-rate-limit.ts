@@ -22,7 +22,8 @@ async function enforce(ctx: Context, deps: RateLimitDeps, bucket: string, limits
   setHeaders(ctx, deps, outcome);
 }
 
-function setHeaders(ctx: Context, deps: RateLimitDeps, outcome: RateLimitOutcome): Record<string, string> {
+/** Sets an outcome's X-RateLimit-* headers on the answer and returns them. */
+export function setHeaders(ctx: Context, deps: Pick<RateLimitDeps, 'rateLimiter'>, outcome: RateLimitOutcome): Record<string, string> {
   const headers = deps.rateLimiter.headers(outcome.state);
   for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
   return headers;
@@ -36,9 +37,9 @@ function refuse(ctx: Context, deps: RateLimitDeps, outcome: RateLimitOutcome, su
 
 const clientOf = (principal: Principal): string | undefined => (principal.type === 'client' ? principal.subject : principal.clientId);
 
-/** The limits a principal's /v1 bucket is held to: the default, or the first override naming its client, then one of its scopes. */
-export function limitsOfPrincipal(deps: Pick<RateLimitDeps, 'limits'>, principal: Principal): RateLimits {
-  const { overrides = [], ...base } = deps.limits();
+/** The limits a principal's /v1 bucket is held to under the limits in force: the default, or the first override naming its client, then one of its scopes. */
+export function limitsOfPrincipal(inForce: ReturnType<RateLimitDeps['limits']>, principal: Principal): RateLimits {
+  const { overrides = [], ...base } = inForce;
   return limitsFor(base, overrides, { clientId: clientOf(principal), scopes: principal.scopes });
 }
 
@@ -62,8 +63,9 @@ export function limitsOfPrincipal(deps: Pick<RateLimitDeps, 'limits'>, principal
  */
 export function apiRateLimit(deps: RateLimitDeps, resolveCredential: CredentialResolver): Middleware {
   return async (ctx, next) => {
-    const { overrides: _, ...base } = deps.limits();
-    const limitsOf = (principal: Principal) => limitsOfPrincipal(deps, principal);
+    const inForce = deps.limits();
+    const { overrides: _, ...base } = inForce;
+    const limitsOf = (principal: Principal) => limitsOfPrincipal(inForce, principal);
     const named = await resolveCredential.identified(ctx);
     if (!named) {
       // A missing or bad credential is the route's business (it answers 401); it counts per IP.
