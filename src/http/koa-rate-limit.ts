@@ -139,6 +139,11 @@ export function basicClientId(authorization: string): string | undefined {
  *   So someone who knows a client_id but not its secret cannot use up, or even hold for a
  *   moment, any of that client's quota, and guessing secrets is limited per IP. Requests a
  *   client sends at the same moment may pass its limit by as many as are in flight.
+ *   The client's count is leased (createRateLimiter): while this instance holds units of
+ *   the client's quota, the look needs no store call (the units are counted already), and
+ *   the IP is refused only when this instance knows its window to be full (a count or a
+ *   look here found it so); a guess refused elsewhere is counted, and learnt, here at the
+ *   first wrong secret.
  * - anything else (client_id in the body: public clients, client_secret_post,
  *   private_key_jwt) counts against its IP before the provider runs; for a public app used
  *   by many people that is the right bucket anyway.
@@ -154,19 +159,35 @@ export function oauthRateLimit(deps: RateLimitDeps): Middleware {
     }
     const client = { bucket: `oauth_client:${clientId}`, limits: limitsFor(base, overrides, { clientId }) };
     const ip = { bucket: ipBucket(ctx.ip), limits: base };
-    const [clientRoom, ipRoom] = await deps.rateLimiter.apply([{ ...client, op: 'peek' }, { ...ip, op: 'peek' }]);
-    if (!ipRoom.allowed) refuse(ctx, deps, ipRoom, 'oauth');
+    const clientRoom = await lookBeforeAuthentication(deps.rateLimiter, client, ip);
     if (!clientRoom.allowed) refuse(ctx, deps, clientRoom, 'oauth');
     // What this request leaves, once it is counted.
     setHeaders(ctx, deps, { ...clientRoom, state: { ...clientRoom.state, remaining: Math.max(0, clientRoom.state.remaining - 1) } });
     await next();
     const authenticated = ctx.status < 400 || clientAuthenticated(ctx);
     // The answer is already made; a counter store that failed since the check must not spoil it.
-    const counting = deps.rateLimiter.apply([authenticated ? { ...client, op: 'consume' } : { ...ip, op: 'consume' }]).catch(() => []);
-    if (authenticated) return; // the client's count needs no answer: the token goes out at once
-    const [ipOutcome] = await counting;
+    if (authenticated) {
+      // The client's count needs no answer: the token goes out at once.
+      void deps.rateLimiter.check(client.bucket, client.limits, { lease: true }).catch(() => undefined);
+      return;
+    }
+    const [ipOutcome] = await deps.rateLimiter.apply([{ ...ip, op: 'consume' }]).catch(() => []);
     if (ipOutcome) setHeaders(ctx, deps, ipOutcome);
   };
+}
+
+type Target = { bucket: string; limits: RateLimits };
+
+/**
+ * The client's room before the provider authenticates it, or the refusal of its IP or of the
+ * client: from this instance's memory while it holds a lease of the client's units (the IP
+ * is then refused only for a refusal known here), else one store call that peeks at both.
+ */
+async function lookBeforeAuthentication(limiter: RateLimiter, client: Target, ip: Target): Promise<RateLimitOutcome> {
+  const leased = await limiter.peekLease(client.bucket, client.limits);
+  if (leased) return limiter.knownRefusal(ip.bucket, ip.limits) ?? leased;
+  const [clientRoom, ipRoom] = await limiter.apply([{ ...client, op: 'peek' }, { ...ip, op: 'peek' }]);
+  return ipRoom.allowed ? clientRoom : ipRoom;
 }
 
 /**

@@ -161,6 +161,9 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
   const fallback = createMemoryStore(clock);
   // `${window}|${limit}|${bucket}` → [refused since, refused until] by the injected clock.
   const blocked = new Map<string, [number, number]>();
+  // The same, for windows a count here left at their limit or a peek here found there: a peek
+  // answered from memory (knownRefusal) refuses them; a consume still asks the store.
+  const full = new Map<string, [number, number]>();
   const leases = createLeaseBook();
   // Lease key → the store call under way for that bucket and limits; settles to its failure, if it failed.
   const reserving = new Map<string, Promise<StoreFailure | undefined>>();
@@ -172,17 +175,17 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
 
   const blockKey = (window: RateLimitWindow, limit: number, bucket: string) => `${window}|${limit}|${bucket}`;
 
-  /** The windows this instance already knows to be over their limit, or undefined when it must ask the store. */
-  function locallyBlocked(bucket: string, limits: RateLimits): Windows | undefined {
-    if (blocked.size === 0) return undefined;
+  /** The windows this instance already knows to be over their limit (in `memo`), or undefined when it must ask the store. */
+  function locallyBlocked(bucket: string, limits: RateLimits, memo = blocked): Windows | undefined {
+    if (memo.size === 0) return undefined;
     const now = clock.now();
     const state = (window: RateLimitWindow, limit: number): Counted | undefined => {
       const key = blockKey(window, limit, bucket);
-      const block = blocked.get(key);
+      const block = memo.get(key);
       if (!block) return undefined;
       // Expired, or the clock stepped back past the moment it was set: the store decides again.
       if (now >= block[1] || now < block[0]) {
-        blocked.delete(key);
+        memo.delete(key);
         return undefined;
       }
       return { allowed: false, remaining: 0, msBeforeNext: block[1] - now };
@@ -194,16 +197,17 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     return { hour: hour ?? open(limits.perHour), burst: burst ?? open(limits.burst) };
   }
 
-  function remember(bucket: string, window: RateLimitWindow, limit: number, counted: Counted): void {
-    if (counted.allowed || counted.msBeforeNext <= 0) return;
-    if (blocked.size >= MAX_LOCAL_BLOCKS) blocked.clear();
+  function remember(bucket: string, window: RateLimitWindow, limit: number, counted: Counted, memo = blocked): void {
+    if (counted.msBeforeNext <= 0) return;
+    if (memo === blocked ? counted.allowed : counted.remaining > 0) return;
+    if (memo.size >= MAX_LOCAL_BLOCKS) memo.clear();
     const now = clock.now();
-    blocked.set(blockKey(window, limit, bucket), [now, now + counted.msBeforeNext]);
+    memo.set(blockKey(window, limit, bucket), [now, now + counted.msBeforeNext]);
   }
 
-  function rememberRefusals({ bucket, limits }: RateLimitRequest, windows: Windows): void {
-    remember(bucket, 'hour', limits.perHour, windows.hour);
-    remember(bucket, 'burst', limits.burst, windows.burst);
+  function rememberRefusals({ bucket, limits }: RateLimitRequest, windows: Windows, memo = blocked): void {
+    remember(bucket, 'hour', limits.perHour, windows.hour, memo);
+    remember(bucket, 'burst', limits.burst, windows.burst, memo);
   }
 
   const DELTA: Record<RateLimitOp, 1 | 0 | -1> = { consume: 1, peek: 0, refund: -1 };
@@ -285,6 +289,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     const { counted, degraded } = await countSomewhere(requests);
     return requests.map((request, i) => {
       if (!degraded && request.op === 'consume') rememberRefusals(request, counted[i]);
+      if (!degraded && request.op !== 'refund') rememberRefusals(request, counted[i], full);
       return outcomeOf(counted[i], request.limits, degraded, true);
     });
   }
@@ -324,6 +329,27 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
 
   /** Whether `takeFromLease` would answer now (nothing is taken). */
   const leaseReady = (bucket: string, limits: RateLimits): boolean => leaseWithUnit(bucket, limits) !== undefined;
+
+  /**
+   * A peek answered by the bucket's lease, when it has a unit to hand out (nothing is taken);
+   * otherwise undefined. While the bucket's next lease is being counted, after that call.
+   */
+  async function peekLease(bucket: string, limits: RateLimits): Promise<RateLimitOutcome | undefined> {
+    const underWay = reserving.get(leaseKey(bucket, limits));
+    if (underWay) await underWay;
+    const lease = leaseWithUnit(bucket, limits);
+    return lease && leasedOutcome(lease, limits, clock.now());
+  }
+
+  /**
+   * A peek's refusal this instance can give without the store: a window it has seen refuse a
+   * count, left at its limit by a count, or found there by a peek, until that window ends.
+   * Undefined says only that this instance knows of no refusal; the store may know better.
+   */
+  function knownRefusal(bucket: string, limits: RateLimits): RateLimitOutcome | undefined {
+    const windows = locallyBlocked(bucket, limits) ?? locallyBlocked(bucket, limits, full);
+    return windows && outcomeOf(windows, limits, false, false);
+  }
 
   function leaseWithUnit(bucket: string, limits: RateLimits): Lease | undefined {
     const key = leaseKey(bucket, limits);
@@ -469,7 +495,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     };
   }
 
-  return { apply, check, peek, takeFromLease, leaseReady, headers };
+  return { apply, check, peek, takeFromLease, leaseReady, peekLease, knownRefusal, headers };
 }
 
 export type RateLimiter = ReturnType<typeof createRateLimiter>;

@@ -140,16 +140,16 @@ describe('the OAuth back-channel rate limit in store round trips', () => {
    * oauthRateLimit in front of a stand-in provider that accepts one secret (and keeps the
    * client it authenticated, as oidc-provider does); the store counts its calls. The body
    * says what the stand-in answers: `grant` a grant error after authentication, `early` a
-   * refusal before any authentication.
+   * refusal before any authentication. Instances made with the same `base` share its counters.
    */
-  async function serve(kind: 'memory' | 'redis') {
+  async function serve(kind: 'memory' | 'redis', options: { base?: Store; inForce?: ReturnType<Parameters<typeof oauthRateLimit>[0]['limits']> } = {}) {
     const clock = createManualClock();
-    const base = kind === 'memory' ? createMemoryStore(clock) : await redisStore();
+    const base = options.base ?? (kind === 'memory' ? createMemoryStore(clock) : await redisStore());
     const calls = { n: 0 };
     const store: Store = { ...base, countWindows: (w) => { calls.n += 1; return base.countWindows(w); } };
     const rateLimiter = createRateLimiter({ store, clock, logger: createLogger('silent'), metrics: createMetrics({ defaultMetrics: false }), failOpen: false });
     const app = new Koa();
-    app.use(oauthRateLimit({ rateLimiter, metrics: createMetrics({ defaultMetrics: false }), limits: () => limits }));
+    app.use(oauthRateLimit({ rateLimiter, metrics: createMetrics({ defaultMetrics: false }), limits: () => options.inForce ?? limits }));
     app.use(async (ctx) => {
       const kindOf = await new Promise<string>((resolve) => { let b = ''; ctx.req.on('data', (c) => { b += c; }); ctx.req.on('end', () => resolve(b)); });
       if (kindOf === 'early') {
@@ -174,10 +174,10 @@ describe('the OAuth back-channel rate limit in store round trips', () => {
       ]);
       return { client: client.count, ip: ip.count };
     };
-    return { post, counts, calls, close: () => server.close() };
+    return { post, counts, calls, base, close: () => server.close() };
   }
 
-  it.each(['memory', 'redis'] as const)('two store calls a request (a look, then the count); the client pays only once it authenticated, the IP for the rest (%s)', async (kind) => {
+  it.each(['memory', 'redis'] as const)('a look, then the count: the client pays only once it authenticated, the IP for the rest; a busy client is counted in leases (%s)', async (kind) => {
     const s = await serve(kind);
     try {
       const ok = await s.post('right');
@@ -192,13 +192,68 @@ describe('the OAuth back-channel rate limit in store round trips', () => {
       expect(await s.counts()).toEqual({ client: 1, ip: 1 });
       expect(s.calls.n).toBe(4);
 
-      // A grant error after the client authenticated is the client's; a refusal before any authentication is the IP's.
+      // A grant error after the client authenticated is the client's. Its count is the
+      // client's first lease: an eighth of the burst room left (49 / 8 = 6 units), one used.
       expect((await s.post('right', 'grant')).status).toBe(400);
-      await vi.waitFor(async () => expect(await s.counts()).toEqual({ client: 2, ip: 1 }));
+      await vi.waitFor(async () => expect(await s.counts()).toEqual({ client: 7, ip: 1 }));
+      expect(s.calls.n).toBe(6);
+
+      // Four of the lease's five other units: no store call before or after, and the headers count down.
+      for (let i = 0; i < 4; i++) {
+        const res = await s.post('right');
+        expect(res.status).toBe(200);
+        expect(res.headers.get('x-ratelimit-remaining')).toBe(String(97 - i));
+      }
+      expect(s.calls.n).toBe(6);
+
+      // A refusal before any authentication is the IP's, counted at once (the look was the lease's).
       expect((await s.post('wrong', 'early')).status).toBe(400);
-      expect(await s.counts()).toEqual({ client: 2, ip: 2 });
+      expect(await s.counts()).toEqual({ client: 7, ip: 2 });
+      expect(s.calls.n).toBe(7);
     } finally {
       s.close();
+    }
+  });
+
+  // The IP's quota is small, the client's (an override) large enough for leases of several units.
+  const smallIpQuota = { perHour: 1000, burst: 3, burstSeconds: 60, overrides: [{ client: 'etl', perHour: 1000, burst: 500 }] };
+
+  it.each(['memory', 'redis'] as const)('while the client\'s lease answers, its IP is still refused once guesses have filled it (%s)', async (kind) => {
+    const s = await serve(kind, { inForce: smallIpQuota });
+    try {
+      for (let i = 0; i < 2; i++) expect((await s.post('right')).status).toBe(200);
+      await vi.waitFor(() => expect(s.calls.n).toBe(4));
+      for (let i = 0; i < 3; i++) expect((await s.post('wrong')).status).toBe(401);
+      expect(await s.counts()).toMatchObject({ ip: 3 });
+      const calls = s.calls.n;
+      // The third guess left the IP's burst window at its limit: the fourth is refused, and so is the right secret from there.
+      const refused = await s.post('wrong');
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect((await s.post('right')).status).toBe(429);
+      expect(s.calls.n).toBe(calls);
+      expect(await s.counts()).toMatchObject({ ip: 3 });
+    } finally {
+      s.close();
+    }
+  });
+
+  it('a second instance holding a lease learns of guesses counted elsewhere at its own first one', async () => {
+    const a = await serve('redis', { inForce: smallIpQuota });
+    const b = await serve('redis', { base: a.base, inForce: smallIpQuota });
+    try {
+      for (let i = 0; i < 2; i++) expect((await b.post('right')).status).toBe(200);
+      await vi.waitFor(() => expect(b.calls.n).toBe(4));
+      for (let i = 0; i < 3; i++) expect((await a.post('wrong')).status).toBe(401);
+      expect((await a.post('right')).status).toBe(429);
+      // b still answers the client from its lease; the next guess there is counted, refused, and remembered.
+      expect((await b.post('right')).status).toBe(200);
+      expect((await b.post('wrong')).status).toBe(401);
+      expect((await b.post('right')).status).toBe(429);
+      expect((await b.post('wrong')).status).toBe(429);
+    } finally {
+      a.close();
+      b.close();
     }
   });
 });
