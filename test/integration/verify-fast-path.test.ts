@@ -125,6 +125,11 @@ describe('GET /v1/auth/verify fast path', () => {
     })).toBeGreaterThanOrEqual(2);
     await b.deps.apiKeys.revoke(user.id, key.view.id);
     expect((await fetch(`${b.url}/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${userToken}` } })).status).toBe(204);
+    // A hears of B's changes through Redis keyspace notifications: within milliseconds, not
+    // necessarily before B's calls return. From then on it refuses both, never fast.
+    const heardSoon = { timeout: 1_000, interval: 10 };
+    await expect.poll(async () => (await ask(a, '/v1/auth/verify', { headers: { 'x-api-key': key.key } })).status, heardSoon).toBe(401);
+    await expect.poll(async () => (await ask(a, '/v1/auth/verify', { headers: { authorization: `Bearer ${userToken}` } })).status, heardSoon).toBe(401);
     expect(await answeredFast(async () => {
       expect((await ask(a, '/v1/auth/verify', { headers: { 'x-api-key': key.key } })).status).toBe(401);
       expect((await ask(a, '/v1/auth/verify', { headers: { authorization: `Bearer ${userToken}` } })).status).toBe(401);
