@@ -94,7 +94,7 @@ export async function buildDeps(base: { config: Config; clock: Clock; logger: Lo
   const mfa = createMfaService({
     store, users, secrets, audit,
     totp: createTotp({ store, clock }),
-    recoveryCodes: createRecoveryCodes({ store, passwords }),
+    recoveryCodes: createRecoveryCodes({ store, passwords, secrets }),
   });
   const clients = createClientRepository({ store, secrets });
   const accessTokens = createAccessTokenService({ keyRing, store, cachedReads, clock, issuer: config.publicUrl, audience: apiAudienceOf(config), clients });

@@ -126,7 +126,7 @@ describe('TOTP multi-factor authentication through the API (Redis store)', () =>
     const stored = JSON.parse(raw);
     expect(stored.mfa.sealedSecret).toMatch(/^v1\./);
     expect(stored.mfa.recoveryCodeHashes).toHaveLength(10);
-    for (const hash of stored.mfa.recoveryCodeHashes) expect(hash).toMatch(/^\$argon2id\$/);
+    for (const hash of stored.mfa.recoveryCodeHashes) expect(hash).toMatch(/^[0-9a-f]{4}:\$argon2id\$/); // a 16-bit keyed tag, then the argon2id hash
     for (const code of codes) {
       expect(raw).not.toContain(code);
       expect(raw).not.toContain(code.replace('-', ''));

@@ -199,7 +199,7 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
 
   it('MFA: of two enrolments confirmed at the same time, the one that finishes second is refused and the first stays', async () => {
     const { store, clock, users } = server.deps;
-    const codes = createRecoveryCodes({ store, passwords: server.deps.passwords });
+    const codes = createRecoveryCodes({ store, passwords: server.deps.passwords, secrets: server.deps.secrets });
     // The first confirmation is held once its recovery codes are made (the slow part), just before it is saved.
     let held: { reached: () => void; release: Promise<void> } | undefined;
     const mfa = createMfaService({
