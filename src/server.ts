@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Deps } from './deps.ts';
 import type { Config } from './config/schema.ts';
 import { createApp, type App } from './http/app.ts';
+import { answerClientErrors } from './http/client-errors.ts';
 
 export interface RunningServer {
   app: App;
@@ -38,6 +39,7 @@ export async function startServer(deps: Deps, options: { port?: number; host?: s
   const tls = tlsOptions(deps.config);
   const server = tls ? createHttpsServer({ ...tls, ...slowClientLimits(deps.config) }, app.koa.callback()) : createServer(slowClientLimits(deps.config), app.koa.callback());
   server.keepAliveTimeout = 5_000;
+  answerClientErrors(server, deps.logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? deps.config.port, options.host ?? deps.config.host, () => resolve());

@@ -4,6 +4,7 @@
  */
 export const errorCodes = {
   VALIDATION_FAILED: { status: 400, message: 'Validation failed' },
+  MALFORMED_REQUEST: { status: 400, message: 'Malformed HTTP request' },
   AUTH_FAILED: { status: 401, message: 'Authentication failed' },
   MFA_REQUIRED: { status: 401, message: 'Multi-factor authentication required' },
   INVALID_TOKEN: { status: 401, message: 'Invalid token' },
@@ -11,9 +12,11 @@ export const errorCodes = {
   FORBIDDEN: { status: 403, message: 'Forbidden' },
   NOT_FOUND: { status: 404, message: 'Not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
+  REQUEST_TIMEOUT: { status: 408, message: 'Request not received in time' },
   CONFLICT: { status: 409, message: 'Conflict' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported media type' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'Request header fields too large' },
   ACCOUNT_LOCKED: { status: 429, message: 'Too many failed attempts, try again later' },
   RATE_LIMITED: { status: 429, message: 'Rate limit exceeded' },
   UPGRADE_REQUIRED: { status: 426, message: 'Client version too old' },

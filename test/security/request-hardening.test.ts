@@ -41,14 +41,10 @@ describe('X-Request-ID cannot inject headers or log lines', () => {
     expect(answer.status).toBeLessThan(500);
     expect(answer.headers.has('set-cookie')).toBe(false);
     expect(received.toLowerCase()).not.toContain('injected=1');
+    // Our own id replaces the offer, also where Node's parser refuses the header line itself (400).
     const echoed = answer.headers.get('x-request-id');
-    // Node refuses malformed header lines itself (400, no id); otherwise our own id replaces the offer.
-    if (echoed) {
-      expect(echoed).toEqual([expect.stringMatching(GENERATED_ID)]);
-      expect(JSON.parse(answer.body).request_id).toBe(echoed[0]);
-    } else {
-      expect(answer.status).toBe(400);
-    }
+    expect(echoed).toEqual([expect.stringMatching(GENERATED_ID)]);
+    expect(JSON.parse(answer.body).request_id).toBe(echoed![0]);
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
   });
 });
@@ -162,6 +158,35 @@ describe('bodies: too big, too deep, too strange', () => {
   });
 });
 
+describe('requests Node\'s HTTP parser refuses are answered in the contract\'s shape', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server?.close());
+
+  it.each([
+    ['headers over the size limit', 431, 'HEADERS_TOO_LARGE', `GET /v1/auth/verify HTTP/1.1\r\nHost: x\r\nX-API-Key: ${'k'.repeat(20_000)}\r\n\r\n`],
+    ['a malformed request line', 400, 'MALFORMED_REQUEST', 'GARBAGE\r\n\r\n'],
+    ['a malformed header line', 400, 'MALFORMED_REQUEST', 'GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n'],
+  ])('%s: %i with a request id, the security headers and a JSON body, then the connection closes', async (_what, status, code, request) => {
+    const { received, closed } = await rawRequest(server, request);
+    const answer = parseRawResponse(received);
+    expect(answer.status).toBe(status);
+    const [id] = answer.headers.get('x-request-id') ?? [];
+    expect(id).toMatch(GENERATED_ID);
+    expect(answer.headers.get('content-type')).toEqual(['application/json; charset=utf-8']);
+    expect(answer.headers.get('x-content-type-options')).toEqual(['nosniff']);
+    expect(answer.headers.get('cache-control')).toEqual(['no-store']);
+    expect(JSON.parse(answer.body)).toEqual({ error: expect.any(String), code, request_id: id });
+    // Nothing of the refused request comes back.
+    expect(received).not.toContain('kkkkkkkk');
+    expect(closed).toBe(true);
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+});
+
 describe('slow-loris: slow senders are cut off by REQUEST_TIMEOUT (2 s here)', () => {
   let server: TestServer;
 
@@ -198,6 +223,7 @@ describe('slow-loris: slow senders are cut off by REQUEST_TIMEOUT (2 s here)', (
     expect(result.closed).toBe(true);
     expect(result.sent).toBeLessThan(60);
     expect(result.received).toMatch(/^HTTP\/1\.1 408 /);
+    expect(JSON.parse(parseRawResponse(result.received).body)).toMatchObject({ code: 'REQUEST_TIMEOUT', request_id: expect.stringMatching(GENERATED_ID) });
   });
 
   it('cuts off headers sent one byte at a time', async () => {
