@@ -3,7 +3,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from '../logger.ts';
 import { randomAlphanumeric } from '../domain/ids.ts';
-import { API_CSP } from './koa-security-headers.ts';
+import { API_CSP, HSTS } from './koa-security-headers.ts';
 import { AppError, type ErrorCode } from '../errors/app-error.ts';
 
 /** What Node's HTTP parser refuses before any app code runs, by its error code; anything else is MALFORMED_REQUEST. */
@@ -13,8 +13,8 @@ const REFUSALS: Record<string, ErrorCode> = {
   ERR_HTTP_REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
 };
 
-/** The raw answer to a request Node's parser refused: the contract's body, a new request id, the API's security headers, and the connection closed. */
-export function clientErrorResponse(parserError: string | undefined, requestId: string): { error: AppError; raw: string } {
+/** The raw answer to a request Node's parser refused: the contract's body, a new request id, the API's security headers (HSTS over TLS), and the connection closed. */
+export function clientErrorResponse(parserError: string | undefined, requestId: string, overTls: boolean): { error: AppError; raw: string } {
   const error = new AppError((parserError && REFUSALS[parserError]) || 'MALFORMED_REQUEST');
   const body = JSON.stringify(error.toBody(requestId));
   const head = [
@@ -28,6 +28,8 @@ export function clientErrorResponse(parserError: string | undefined, requestId: 
     'X-Frame-Options: DENY',
     `Content-Security-Policy: ${API_CSP}`,
     'Cache-Control: no-store',
+    'Pragma: no-cache',
+    ...(overTls ? [`Strict-Transport-Security: ${HSTS}`] : []),
   ];
   return { error, raw: `${head.join('\r\n')}\r\n\r\n${body}` };
 }
@@ -37,7 +39,9 @@ export function clientErrorResponse(parserError: string | undefined, requestId: 
  * line, a header timeout) with a bare status line: no body, no request id. This answers it
  * as every other error is answered, and logs one line with that id (nothing of the request
  * itself, which may hold a credential). As Node does, only when no answer on the
- * connection has started; the connection is closed either way.
+ * connection has started; the connection is destroyed either way, not just ended: the HTTP
+ * server keeps connections half-open, so an ended socket would still read the rest of a
+ * slow body and let the request it was told timed out run after all.
  */
 export function answerClientErrors(server: Server | HttpsServer, logger: Logger): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -48,8 +52,9 @@ export function answerClientErrors(server: Server | HttpsServer, logger: Logger)
       return;
     }
     const requestId = `req_${randomAlphanumeric(20)}`;
-    const answer = clientErrorResponse(err.code, requestId);
+    const answer = clientErrorResponse(err.code, requestId, 'encrypted' in socket);
     logger.info({ requestId, status: answer.error.status, errorCode: answer.error.code, parserError: err.code }, 'request refused by the HTTP parser');
-    socket.end(answer.raw);
+    socket.write(answer.raw);
+    socket.destroy();
   });
 }

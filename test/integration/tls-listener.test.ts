@@ -1,5 +1,6 @@
 import https from 'node:https';
 import http from 'node:http';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { makeSelfSignedCert, type SelfSignedCert } from '../support/self-signed-cert.ts';
@@ -51,6 +52,20 @@ describe('HTTPS listener (TLS_CERT_FILE + TLS_KEY_FILE)', () => {
   it('does not answer plain HTTP on the TLS port', async () => {
     const plainUrl = server.url.replace('https://', 'http://');
     await expect(plainGet(`${plainUrl}/healthz`)).rejects.toThrow();
+  });
+
+  it('answers a request the HTTP parser refuses in the contract shape, with HSTS as over any TLS answer', async () => {
+    const { port } = new URL(server.url);
+    const received = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ port: Number(port), host: '127.0.0.1', ca: cert.cert, servername: 'localhost' }, () => socket.write('GARBAGE\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d) => { text += String(d); });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(received).toMatch(/^HTTP\/1\.1 400 /);
+    expect(received).toMatch(/\r\nStrict-Transport-Security: max-age=31536000; includeSubDomains\r\n/);
+    expect(received).toContain('"code":"MALFORMED_REQUEST"');
   });
 
   it('refuses to start with only one of the two files', async () => {

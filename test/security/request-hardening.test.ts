@@ -179,6 +179,8 @@ describe('requests Node\'s HTTP parser refuses are answered in the contract\'s s
     expect(answer.headers.get('content-type')).toEqual(['application/json; charset=utf-8']);
     expect(answer.headers.get('x-content-type-options')).toEqual(['nosniff']);
     expect(answer.headers.get('cache-control')).toEqual(['no-store']);
+    expect(answer.headers.get('pragma')).toEqual(['no-cache']);
+    expect(answer.headers.has('strict-transport-security')).toBe(false);
     expect(JSON.parse(answer.body)).toEqual({ error: expect.any(String), code, request_id: id });
     // Nothing of the refused request comes back.
     expect(received).not.toContain('kkkkkkkk');
@@ -231,6 +233,30 @@ describe('slow-loris: slow senders are cut off by REQUEST_TIMEOUT (2 s here)', (
     expect(result.closed).toBe(true);
     expect(result.sent).toBeLessThan(60);
     expect(result.received === '' || /^HTTP\/1\.1 408 /.test(result.received)).toBe(true);
+  });
+
+  it('does not run a request it answered 408, even if the client keeps the connection open and finishes the body', async () => {
+    const user = await createTestUser(server, ['cmdb.read'], 'late');
+    const body = JSON.stringify({ email: user.email, password: user.password });
+    const { port } = new URL(server.url);
+    // allowHalfOpen: the client does not hang up when the server ends its side, as a hostile client would not.
+    const socket = net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+    let received = '';
+    let hungUp = false;
+    socket.on('data', (d) => { received += String(d); });
+    socket.on('error', () => undefined);
+    socket.on('end', () => { hungUp = true; });
+    await new Promise((done) => socket.once('connect', done));
+    socket.write(`POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 5)}`);
+    for (let waited = 0; !received.includes('REQUEST_TIMEOUT') && waited < 8000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    socket.write(body.slice(5));
+    // Long enough for a login (one argon2id run) to finish had the rest of the body reached it.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(hungUp).toBe(true);
+    socket.destroy();
+    expect(received.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect((await auditEvents(server, 'login.success')).filter((e) => e.actor === user.id)).toEqual([]);
   });
 
   it('keeps serving everyone else meanwhile', async () => {
