@@ -95,6 +95,9 @@ export function ipBucket(ip: string): string {
   return bucket;
 }
 
+/** Whether a bucket is an anonymous caller's (ipBucket) rather than a client's, key's or user's. */
+const isAddressBucket = (bucket: string): boolean => bucket.startsWith('ip:') || bucket.startsWith('ip6:');
+
 function bucketOfAddress(ip: string): string {
   if (!ipaddr.isValid(ip)) return 'ip:unknown';
   const address = ipaddr.process(ip);
@@ -161,10 +164,16 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
   const fallback = createMemoryStore(clock);
   // `${window}|${limit}|${bucket}` → [refused since, refused until] by the injected clock.
   const blocked = new Map<string, [number, number]>();
-  // The same, for windows a count here left at their limit or a peek here found there: a peek
-  // answered from memory (knownRefusal) refuses them; a consume still asks the store.
+  // The same, for windows a count here left at their limit or a peek here found there (for at
+  // most a burst window): a peek answered from memory (knownRefusal) refuses them; a consume
+  // still asks the store.
   const full = new Map<string, [number, number]>();
-  const leases = createLeaseBook();
+  // Anonymous callers' leases are kept apart: a flood from many addresses fills and clears
+  // only their book, never forgetting units a client, key or user holds (those would stay
+  // counted in the store until their windows end).
+  const addressLeases = createLeaseBook();
+  const callerLeases = createLeaseBook();
+  const leasesOf = (bucket: string) => (isAddressBucket(bucket) ? addressLeases : callerLeases);
   // Lease key → the store call under way for that bucket and limits; settles to its failure, if it failed.
   const reserving = new Map<string, Promise<StoreFailure | undefined>>();
   let outage = false;
@@ -197,17 +206,24 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     return { hour: hour ?? open(limits.perHour), burst: burst ?? open(limits.burst) };
   }
 
-  function remember(bucket: string, window: RateLimitWindow, limit: number, counted: Counted, memo = blocked): void {
-    if (counted.msBeforeNext <= 0) return;
+  function remember(bucket: string, window: RateLimitWindow, limit: number, counted: Counted, memo: typeof blocked, forMs: number): void {
+    if (forMs <= 0) return;
     if (memo === blocked ? counted.allowed : counted.remaining > 0) return;
     if (memo.size >= MAX_LOCAL_BLOCKS) memo.clear();
     const now = clock.now();
-    memo.set(blockKey(window, limit, bucket), [now, now + counted.msBeforeNext]);
+    memo.set(blockKey(window, limit, bucket), [now, now + forMs]);
   }
 
+  /**
+   * Remembers the windows these counts refuse (`blocked`), or leave at their limit (`full`)
+   * until they end. A full window can have room again before it ends (a count taken back,
+   * units of a lease given back, here or on another instance), so `full` keeps one no longer
+   * than a burst window.
+   */
   function rememberRefusals({ bucket, limits }: RateLimitRequest, windows: Windows, memo = blocked): void {
-    remember(bucket, 'hour', limits.perHour, windows.hour, memo);
-    remember(bucket, 'burst', limits.burst, windows.burst, memo);
+    const forMs = (counted: Counted) => (memo === full ? Math.min(counted.msBeforeNext, limits.burstSeconds * 1000) : counted.msBeforeNext);
+    remember(bucket, 'hour', limits.perHour, windows.hour, memo, forMs(windows.hour));
+    remember(bucket, 'burst', limits.burst, windows.burst, memo, forMs(windows.burst));
   }
 
   const DELTA: Record<RateLimitOp, 1 | 0 | -1> = { consume: 1, peek: 0, refund: -1 };
@@ -309,7 +325,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
   function refundToLease({ bucket, limits, leaseId }: RateLimitRequest): Promise<RateLimitOutcome> | undefined {
     if (leaseId === undefined) return undefined;
     const now = clock.now();
-    const lease = leases.current(leaseKey(bucket, limits), now);
+    const lease = leasesOf(bucket).current(leaseKey(bucket, limits), now);
     if (lease?.id !== leaseId) return undefined;
     lease.held += 1;
     return Promise.resolve(leasedOutcome(lease, limits, now));
@@ -333,8 +349,11 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
   /**
    * A peek answered by the bucket's lease, when it has a unit to hand out (nothing is taken);
    * otherwise undefined. While the bucket's next lease is being counted, after that call.
+   * Undefined while the store is out of reach: refusals counted then by the in-process
+   * counter are not remembered (knownRefusal cannot give them), so the caller must peek.
    */
   async function peekLease(bucket: string, limits: RateLimits): Promise<RateLimitOutcome | undefined> {
+    if (outage) return undefined;
     const underWay = reserving.get(leaseKey(bucket, limits));
     if (underWay) await underWay;
     const lease = leaseWithUnit(bucket, limits);
@@ -343,7 +362,8 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
 
   /**
    * A peek's refusal this instance can give without the store: a window it has seen refuse a
-   * count, left at its limit by a count, or found there by a peek, until that window ends.
+   * count (until that window ends), left at its limit by a count or found there by a peek
+   * (until it ends, for at most a burst window: it may have room again before).
    * Undefined says only that this instance knows of no refusal; the store may know better.
    */
   function knownRefusal(bucket: string, limits: RateLimits): RateLimitOutcome | undefined {
@@ -355,7 +375,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     const key = leaseKey(bucket, limits);
     if (reserving.has(key) || locallyBlocked(bucket, limits)) return undefined;
     const now = clock.now();
-    const lease = leases.current(key, now);
+    const lease = leasesOf(bucket).current(key, now);
     return lease && canHandOut(lease, now) ? lease : undefined;
   }
 
@@ -373,7 +393,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
         continue;
       }
       const now = clock.now();
-      const lease = leases.current(key, now);
+      const lease = leasesOf(bucket).current(key, now);
       if (lease && canHandOut(lease, now)) {
         lease.held -= 1;
         return leasedOutcome(lease, limits, now);
@@ -394,7 +414,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     try {
       return await (lease ? renewLease(request, key, lease) : countFirst(request, key));
     } catch (err) {
-      leases.drop(key);
+      leasesOf(request.bucket).drop(key);
       failure = { err };
       return await countedInProcess(request, failure);
     } finally {
@@ -417,7 +437,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     rememberRefusals(request, windows);
     const outcome = outcomeOf(windows, request.limits, false, true);
     if (!outcome.allowed) return outcome;
-    const lease = leases.keep(key, { takenAt: sentAt, hour: knownWindow(readings.hour, 0, sentAt), burst: knownWindow(readings.burst, 0, sentAt), held: 0 });
+    const lease = leasesOf(request.bucket).keep(key, { takenAt: sentAt, hour: knownWindow(readings.hour, 0, sentAt), burst: knownWindow(readings.burst, 0, sentAt), held: 0 });
     return { ...outcome, leaseId: lease.id };
   }
 
@@ -433,12 +453,12 @@ export function createRateLimiter(deps: { store: Store; clock: Clock; logger: Lo
     const givenBack = unitsToGiveBack(readings, size - Math.max(0, available));
     if (givenBack.hour > 0 || givenBack.burst > 0) await countIn(store, [{ bucket, limits, hour: -givenBack.hour, burst: -givenBack.burst }]);
     if (available < 1) {
-      leases.drop(key);
+      leasesOf(bucket).drop(key);
       const windows = refusedByLease(readings, size, limits);
       rememberRefusals(request, windows);
       return outcomeOf(windows, limits, false, false);
     }
-    const renewed = leases.keep(key, {
+    const renewed = leasesOf(bucket).keep(key, {
       takenAt: sentAt,
       hour: knownWindow(readings.hour, givenBack.hour, sentAt),
       burst: knownWindow(readings.burst, givenBack.burst, sentAt),

@@ -130,6 +130,37 @@ describe('rate limiter round trips and the in-process block', () => {
     await limiter.check('k', limits);
     expect(calls.n).toBe(4);
   });
+
+  it('a window remembered as full (not refused) is forgotten after a burst window, since it may have room again before it ends', async () => {
+    const clock = createManualClock();
+    const limiter = createRateLimiter({ store: createMemoryStore(clock), clock, logger: createLogger('silent'), metrics: createMetrics({ defaultMetrics: false }), failOpen: false });
+    const smallHour = { perHour: 3, burst: 100, burstSeconds: 60 };
+    for (let i = 0; i < 3; i++) expect((await limiter.check('ip:10.9.9.9', smallHour)).allowed).toBe(true);
+    expect(limiter.knownRefusal('ip:10.9.9.9', smallHour)).toMatchObject({ allowed: false, state: { window: 'hour' } });
+    // A count taken back (here; elsewhere it would be units of a lease given back) leaves room.
+    await limiter.apply([{ bucket: 'ip:10.9.9.9', limits: smallHour, op: 'refund' }]);
+    clock.advance(60_001);
+    expect(limiter.knownRefusal('ip:10.9.9.9', smallHour)).toBeUndefined();
+    expect((await limiter.peek('ip:10.9.9.9', smallHour)).allowed).toBe(true);
+  });
+
+  it('a flood of anonymous addresses, each holding a lease, does not make this instance forget a client\'s lease', async () => {
+    const clock = createManualClock();
+    const limiter = createRateLimiter({ store: createMemoryStore(clock), clock, logger: createLogger('silent'), metrics: createMetrics({ defaultMetrics: false }), failOpen: false });
+    const roomy = { perHour: 1000, burst: 500, burstSeconds: 60 };
+    const leased = (bucket: string) => limiter.check(bucket, roomy, { lease: true });
+    // A first count, then a lease of several units.
+    for (let i = 0; i < 2; i++) await leased('oauth_client:etl');
+    expect(limiter.leaseReady('oauth_client:etl', roomy)).toBe(true);
+    // More addresses than an instance keeps leases for (10 000), each with units in hand.
+    for (let n = 0; n < 10_050; n++) {
+      const bucket = `ip:10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+      await leased(bucket);
+      await leased(bucket);
+    }
+    expect(limiter.leaseReady('ip:10.0.39.65', roomy)).toBe(true);
+    expect(limiter.leaseReady('oauth_client:etl', roomy)).toBe(true);
+  });
 });
 
 describe('the OAuth back-channel rate limit in store round trips', () => {
@@ -142,12 +173,13 @@ describe('the OAuth back-channel rate limit in store round trips', () => {
    * says what the stand-in answers: `grant` a grant error after authentication, `early` a
    * refusal before any authentication. Instances made with the same `base` share its counters.
    */
-  async function serve(kind: 'memory' | 'redis', options: { base?: Store; inForce?: ReturnType<Parameters<typeof oauthRateLimit>[0]['limits']> } = {}) {
+  async function serve(kind: 'memory' | 'redis', options: { base?: Store; inForce?: ReturnType<Parameters<typeof oauthRateLimit>[0]['limits']>; failOpen?: boolean } = {}) {
     const clock = createManualClock();
     const base = options.base ?? (kind === 'memory' ? createMemoryStore(clock) : await redisStore());
-    const calls = { n: 0 };
-    const store: Store = { ...base, countWindows: (w) => { calls.n += 1; return base.countWindows(w); } };
-    const rateLimiter = createRateLimiter({ store, clock, logger: createLogger('silent'), metrics: createMetrics({ defaultMetrics: false }), failOpen: false });
+    const calls = { n: 0, down: false };
+    // `calls.down` stands for a counter store out of reach.
+    const store: Store = { ...base, countWindows: (w) => { calls.n += 1; return calls.down ? Promise.reject(new Error('store down')) : base.countWindows(w); } };
+    const rateLimiter = createRateLimiter({ store, clock, logger: createLogger('silent'), metrics: createMetrics({ defaultMetrics: false }), failOpen: options.failOpen ?? false });
     const app = new Koa();
     app.use(oauthRateLimit({ rateLimiter, metrics: createMetrics({ defaultMetrics: false }), limits: () => options.inForce ?? limits }));
     app.use(async (ctx) => {
@@ -233,6 +265,23 @@ describe('the OAuth back-channel rate limit in store round trips', () => {
       expect((await s.post('right')).status).toBe(429);
       expect(s.calls.n).toBe(calls);
       expect(await s.counts()).toMatchObject({ ip: 3 });
+    } finally {
+      s.close();
+    }
+  });
+
+  it('while the counter store is out of reach (fail open), a client\'s lease does not hide its IP\'s refusal by the in-process counter', async () => {
+    const s = await serve('memory', { inForce: smallIpQuota, failOpen: true });
+    try {
+      for (let i = 0; i < 2; i++) expect((await s.post('right')).status).toBe(200);
+      await vi.waitFor(() => expect(s.calls.n).toBe(4));
+      s.calls.down = true;
+      for (let i = 0; i < 3; i++) expect((await s.post('wrong')).status).toBe(401);
+      expect((await s.post('wrong')).status).toBe(429);
+      expect((await s.post('right')).status).toBe(429);
+      // The store back: the client is answered again once the IP's burst window has room (here: a new IP window).
+      s.calls.down = false;
+      expect((await s.post('right', 'grant')).status).toBe(400);
     } finally {
       s.close();
     }
