@@ -85,10 +85,13 @@ export function createApp(deps: Deps): App {
     koa.use(clientCredentialsFastPath(deps, providers.current));
     koa.use(introspectionFastPath(deps, providers.current));
   }
-  koa.use(providers.middleware);
-  koa.use(async (ctx) => {
-    if (ctx.body === undefined && ctx.status === 404) throw new AppError('NOT_FOUND');
+  // Nothing answered (the provider passes on paths it does not own, and leaves a bare 404 on
+  // its own paths for an OPTIONS that is no CORS preflight): a 404 in the error shape.
+  koa.use(async (ctx, next) => {
+    await next();
+    if (ctx.body == null && ctx.status === 404) throw new AppError('NOT_FOUND');
   });
+  koa.use(providers.middleware);
   koa.on('error', () => {
     // Errors are logged by errorHandler; this keeps Koa from printing stacks to stderr.
   });

@@ -314,6 +314,23 @@ describe('HTTP edge (Redis store)', () => {
     });
   });
 
+  describe('OPTIONS that is no CORS preflight', () => {
+    it.each(['/oauth/token', '/oauth/jwks', '/oauth/introspect', '/.well-known/openid-configuration'])('%s: 404 in the error shape, never a bare text answer', async (path) => {
+      const res = await fetch(`${server.url}${path}`, { method: 'OPTIONS' });
+      expect(res.status).toBe(404);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      const body = await res.json() as Record<string, unknown>;
+      expect(body.request_id).toBe(res.headers.get('x-request-id'));
+      expect(body.error).toEqual(expect.any(String));
+    });
+
+    it('a /v1 route answers 405 naming its methods', async () => {
+      const res = await fetch(`${server.url}/v1/auth/verify`, { method: 'OPTIONS' });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('HEAD, GET');
+    });
+  });
+
   describe('errors and bodies on /v1', () => {
     it('answers a route with another method 405 naming the methods it has (Allow), anything else 404', async () => {
       const wrong = await fetch(`${server.url}/v1/auth/login`, { method: 'PATCH' });
