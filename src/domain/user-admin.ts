@@ -158,18 +158,19 @@ export function createUserAdmin(deps: UserAdminDeps) {
     if (id === actor.subject && (change.disabled === true || scopesChanged)) {
       throw new AppError('FORBIDDEN', { message: 'You cannot disable yourself or change your own scopes' });
     }
-    const after = await users.update(id, (u) => ({
-      ...u,
-      name: change.name ?? u.name,
-      scopes: change.scopes ? [...new Set(change.scopes)] : u.scopes,
-      disabled: change.disabled ?? u.disabled,
-    }));
+    const after = await users.update(id, (u) => {
+      const scopes = change.scopes ? [...new Set(change.scopes)] : u.scopes;
+      const takesScopeAway = u.scopes.some((s) => !scopes.includes(s));
+      return { ...u, name: change.name ?? u.name, scopes, disabled: change.disabled ?? u.disabled, ...(takesScopeAway ? { loginsToEnd: true } : {}) };
+    });
     if (!after) throw new AppError('NOT_FOUND', { message: 'User not found' });
-    const removedScopes = before.scopes.filter((s) => !after.scopes.includes(s));
     // Asked to disable: end everything even when the user already was disabled, so that a
-    // retry repairs a disable whose first attempt stopped between the write and the revocation.
+    // retry repairs a disable whose first attempt stopped between the write and the
+    // revocation. A scope taken away (now, or by a change that stopped before its logins
+    // ended) ends the logins, so that no live token keeps it.
     if (after.disabled && change.disabled === true) await killEverything(id, actor);
-    else if (removedScopes.length) await endLogins(id);
+    else if (after.loginsToEnd) await endLogins(id);
+    if (after.loginsToEnd) await users.update(id, ({ loginsToEnd: _done, ...u }) => u);
 
     const fields = (['name', 'scopes', 'disabled'] as const).filter((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]));
     await auditAdminChange(audit, actor, 'admin.user.updated', id, {

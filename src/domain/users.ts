@@ -23,13 +23,18 @@ export interface User {
    * refused when it completes.
    */
   loginsEndedAt?: number;
+  /**
+   * Set in the same write that takes a scope away, cleared once the user's logins have
+   * ended: a change that stopped in between is finished by the next change to the user.
+   */
+  loginsToEnd?: boolean;
   createdAt: string;
   updatedAt: string;
 }
 
-export type PublicUser = Omit<User, 'passwordHash' | 'mfa' | 'loginsEndedAt'> & { mfaEnabled: boolean };
+export type PublicUser = Omit<User, 'passwordHash' | 'mfa' | 'loginsEndedAt' | 'loginsToEnd'> & { mfaEnabled: boolean };
 
-export const toPublicUser = ({ passwordHash: _p, mfa, loginsEndedAt: _ended, ...rest }: User): PublicUser => ({ ...rest, mfaEnabled: !!mfa?.enabled });
+export const toPublicUser = ({ passwordHash: _p, mfa, loginsEndedAt: _ended, loginsToEnd: _toEnd, ...rest }: User): PublicUser => ({ ...rest, mfaEnabled: !!mfa?.enabled });
 
 /** Whether a sign-in whose password was checked at `checkedAtS` (epoch seconds) is older than the user's last "end every login"; within that second it still counts. */
 export const loginEndedSince = (user: User, checkedAtS: number): boolean =>

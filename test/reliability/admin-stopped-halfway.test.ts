@@ -44,6 +44,33 @@ describe('an admin change that stopped halfway is finished by its retry', () => 
     expect(await server.deps.store.get(grantKey(grantId))).toBeNull();
   });
 
+  it('taking a scope away: the retry ends the logins a first attempt left (the scope already gone)', async () => {
+    const user = await server.deps.users.create({ email: `half-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Some-Password-123!', scopes: ['cmdb.read', 'cmdb.write'] });
+    const grantId = await liveLogin(user.id);
+    // The first attempt's write landed (with its "logins to end" mark); it stopped before the revocation.
+    const failing: Store = {
+      ...server.deps.store,
+      del: async (keys) => {
+        if (keys.some((k) => k.includes(grantId))) throw new Error('connection lost');
+        return server.deps.store.del(keys);
+      },
+    };
+    const { userAdmin: stopping } = createAdminServices({ ...server.deps, store: failing });
+    await expect(stopping.update(user.id, { scopes: ['cmdb.read'] }, actor())).rejects.toThrow();
+    expect((await server.deps.users.findById(user.id))?.scopes).toEqual(['cmdb.read']);
+    expect(await server.deps.store.get(grantKey(grantId))).not.toBeNull();
+
+    const { userAdmin } = createAdminServices(server.deps);
+    const view = await userAdmin.update(user.id, { scopes: ['cmdb.read'] }, actor());
+    expect(await server.deps.store.get(grantKey(grantId))).toBeNull();
+    expect(view).not.toHaveProperty('loginsToEnd');
+    // Done: the mark is gone, and a later change that takes nothing away ends nothing.
+    expect((await server.deps.users.findById(user.id))?.loginsToEnd).toBeUndefined();
+    const later = await liveLogin(user.id);
+    await userAdmin.update(user.id, { name: 'Renamed' }, actor());
+    expect(await server.deps.store.get(grantKey(later))).not.toBeNull();
+  });
+
   it('disabling a service account: the retry revokes its tokens', async () => {
     const { serviceAccounts } = createAdminServices(server.deps);
     const { account } = await serviceAccounts.create({ name: 'half', scopes: ['cmdb.read'], alg: 'ES256' }, actor());
