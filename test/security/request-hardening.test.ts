@@ -197,27 +197,33 @@ describe('slow-loris: slow senders are cut off by REQUEST_TIMEOUT (2 s here)', (
   });
   afterAll(() => server?.close());
 
+  /** A raw connection to the server and what it has seen: bytes received, the server's end of it (`hungUp`), the socket closed. */
+  async function connect(options: { allowHalfOpen?: boolean } = {}) {
+    const { port } = new URL(server.url);
+    const socket = net.connect({ port: Number(port), host: '127.0.0.1', ...options });
+    const seen = { received: '', hungUp: false, closed: false };
+    socket.on('data', (d) => { seen.received += String(d); });
+    socket.on('error', () => undefined);
+    socket.on('end', () => { seen.hungUp = true; });
+    socket.on('close', () => { seen.closed = true; });
+    await new Promise((done) => socket.once('connect', done));
+    return { socket, seen };
+  }
+
   /** Sends `head`, then one byte of `drip` every 200 ms; reports how far it got before the server hung up. */
   async function drip(head: string, dripBytes: number): Promise<{ sent: number; received: string; closed: boolean }> {
-    const { port } = new URL(server.url);
-    const socket = net.connect({ port: Number(port), host: '127.0.0.1' });
-    let received = '';
-    let closed = false;
-    socket.on('data', (d) => { received += String(d); });
-    socket.on('error', () => undefined);
-    socket.on('close', () => { closed = true; });
-    await new Promise((done) => socket.once('connect', done));
+    const { socket, seen } = await connect();
     socket.write(head);
     let sent = 0;
     // At most 12 s of dripping: far past the 2 s bound, well short of the whole body (dripBytes × 200 ms).
-    while (!closed && sent < dripBytes && sent < 60) {
+    while (!seen.closed && sent < dripBytes && sent < 60) {
       await new Promise((r) => setTimeout(r, 200));
-      if (!closed) socket.write('a');
+      if (!seen.closed) socket.write('a');
       sent++;
     }
     await new Promise((r) => setTimeout(r, 100));
     socket.destroy();
-    return { sent, received, closed };
+    return { sent, received: seen.received, closed: seen.closed };
   }
 
   it('cuts off a body sent one byte at a time, answering 408', async () => {
@@ -238,24 +244,17 @@ describe('slow-loris: slow senders are cut off by REQUEST_TIMEOUT (2 s here)', (
   it('does not run a request it answered 408, even if the client keeps the connection open and finishes the body', async () => {
     const user = await createTestUser(server, ['cmdb.read'], 'late');
     const body = JSON.stringify({ email: user.email, password: user.password });
-    const { port } = new URL(server.url);
     // allowHalfOpen: the client does not hang up when the server ends its side, as a hostile client would not.
-    const socket = net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
-    let received = '';
-    let hungUp = false;
-    socket.on('data', (d) => { received += String(d); });
-    socket.on('error', () => undefined);
-    socket.on('end', () => { hungUp = true; });
-    await new Promise((done) => socket.once('connect', done));
+    const { socket, seen } = await connect({ allowHalfOpen: true });
     socket.write(`POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 5)}`);
-    for (let waited = 0; !received.includes('REQUEST_TIMEOUT') && waited < 8000; waited += 100) await new Promise((r) => setTimeout(r, 100));
-    expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    for (let waited = 0; !seen.received.includes('REQUEST_TIMEOUT') && waited < 8000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    expect(seen.received).toMatch(/^HTTP\/1\.1 408 /);
     socket.write(body.slice(5));
     // Long enough for a login (one argon2id run) to finish had the rest of the body reached it.
     await new Promise((r) => setTimeout(r, 1000));
-    expect(hungUp).toBe(true);
+    expect(seen.hungUp).toBe(true);
     socket.destroy();
-    expect(received.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+    expect(seen.received.match(/HTTP\/1\.1 /g)).toHaveLength(1);
     expect((await auditEvents(server, 'login.success')).filter((e) => e.actor === user.id)).toEqual([]);
   });
 
