@@ -85,12 +85,10 @@ export function unsavedSessionGuard(): Middleware {
   };
 }
 
-/** Where the provider resumes an authorization once an interaction has its result. */
-const RESUME_PATH = /^\/oauth\/authorize\/([\w-]{1,128})\/?$/i;
-
 /**
  * A sign-in the pages finished (the password, and the code with MFA on) becomes a login
- * only when the browser comes back to resume the authorization, which may be much later.
+ * only when the browser comes back to resume the authorization (or the device flow), which
+ * may be much later.
  * If by then the user is disabled or deleted, or every login of theirs was ended after the
  * password was checked (a password reset, "revoke sessions"), the sign-in is dropped from
  * the interaction's result: the provider then asks to sign in again, as for any
@@ -100,7 +98,13 @@ const RESUME_PATH = /^\/oauth\/authorize\/([\w-]{1,128})\/?$/i;
  */
 export function staleSignInGuard(deps: { users: Pick<UserRepository, 'findById'>; clock: Clock }, provider: () => Provider): Middleware {
   return async (ctx, next) => {
-    const uid = ctx.method === 'GET' || ctx.method === 'POST' ? RESUME_PATH.exec(ctx.path)?.[1] : undefined;
+    // The interaction the provider resumes is the one its signed resume cookie names, whatever
+    // the path says (it checks only that the cookie's uid matches the interaction it loads,
+    // on /oauth/authorize/:uid and /oauth/device/:uid alike). The browser sends that cookie
+    // to the resume path only; a request carrying it anywhere else is checked all the same.
+    const uid = ctx.method === 'GET' || ctx.method === 'POST'
+      ? ctx.cookies.get(provider().cookieName('resume'), { signed: true })
+      : undefined;
     if (uid) {
       const interaction = await provider().Interaction.find(uid);
       const params = interaction?.params as { client_id?: unknown; redirect_uri?: unknown } | undefined;

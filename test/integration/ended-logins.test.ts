@@ -8,7 +8,7 @@ import { createFirstPartyTokens } from '../../src/oidc/first-party-tokens.ts';
 import { createAdminServices } from '../../src/admin-services.ts';
 import { cliActor } from '../../src/domain/admin-actor.ts';
 import { createHash } from 'node:crypto';
-import { CookieJar, follow, formFields, request, submit } from '../support/form-login.ts';
+import { CookieJar, follow, formFields, request, submit, type FormPage } from '../support/form-login.ts';
 import { totpAt } from '../support/auth-client.ts';
 
 // A request that loaded a login record before it was ended may save that copy again as it
@@ -78,12 +78,42 @@ describe.each(['memory', 'redis'] as const)('an ended login stays ended when a c
 // password reset, "revoke sessions", a disable) must not complete into a new login.
 describe('a sign-in in progress when the user\'s logins are ended', () => {
   let server: TestServer;
+  const tv = { client_id: 'tv', client_secret: 'tv-secret-0123456789abcdef' };
   beforeAll(async () => {
-    server = await startTestServer();
+    server = await startTestServer({
+      config: {
+        clients: [{
+          ...tv,
+          grant_types: ['urn:ietf:params:oauth:grant-type:device_code'],
+          response_types: [],
+          redirect_uris: [],
+          token_endpoint_auth_method: 'client_secret_basic',
+          scope: 'openid cmdb.read',
+        }],
+      },
+    });
   });
   afterAll(() => server?.close());
 
   const newUser = () => server.deps.users.create({ email: `ended-${randomAlphanumeric(6).toLowerCase()}@example.test`, password: 'Old-Password-123!', scopes: ['cmdb.read'] });
+  const endLogins = async (userId: string) => {
+    // One second later: the sign-in's own second still counts.
+    server.clock.advance(1_000);
+    await createAdminServices(server.deps).userAdmin.resetPassword(userId, { password: 'New-Password-456!' }, cliActor(['admin.users']));
+  };
+
+  /** The right password on a sign-in page, and the redirect that would resume the flow, not followed. */
+  async function passwordWithoutResuming(jar: CookieJar, loginPage: FormPage, email: string) {
+    const form = formFields(loginPage.html, '/login')!;
+    const posted = await request(jar, new URL(form.action, loginPage.url).toString(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.fields, email, password: 'Old-Password-123!' }),
+    });
+    expect(posted.status).toBe(303);
+    const resumeUrl = new URL(posted.headers.get('location')!, loginPage.url).toString();
+    return { jar, resumeUrl, resume: () => follow(jar, resumeUrl, server.url) };
+  }
 
   /**
    * A sign-in through the pages up to its right password, stopped there: the browser holds
@@ -96,24 +126,50 @@ describe('a sign-in in progress when the user\'s logins are ended', () => {
       client_id: server.demoClient.client_id, response_type: 'code', scope: 'openid cmdb.read', redirect_uri: server.demoClient.redirect_uri,
       state: 's', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
     }).toString();
-    const loginPage = (await follow(jar, authorize.toString(), server.url)).page!;
-    const form = formFields(loginPage.html, '/login')!;
-    const posted = await request(jar, new URL(form.action, loginPage.url).toString(), {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...form.fields, email, password: 'Old-Password-123!' }),
-    });
-    expect(posted.status).toBe(303);
-    return { resume: () => follow(jar, new URL(posted.headers.get('location')!, loginPage.url).toString(), server.url) };
+    return passwordWithoutResuming(jar, (await follow(jar, authorize.toString(), server.url)).page!, email);
   }
+
+  it('the sign-in pages: a resume sent to another path than its own (with its cookies) is checked all the same', async () => {
+    const user = await newUser();
+    const { jar, resumeUrl } = await signInWithoutResuming(user.email);
+    await endLogins(user.id);
+
+    // The provider resumes the interaction its signed cookie names, whatever uid the path says.
+    const elsewhere = await fetch(`${server.url}/oauth/authorize/not-the-uid`, { headers: { cookie: jar.header(resumeUrl) }, redirect: 'manual' });
+    jar.store(elsewhere);
+    const location = elsewhere.headers.get('location') ?? '';
+    expect(location.startsWith(server.demoClient.redirect_uri), 'no code for the old password').toBe(false);
+    const next = await follow(jar, new URL(location, server.url).toString(), server.url);
+    expect(next.final.startsWith(server.demoClient.redirect_uri)).toBe(false);
+    expect(next.page?.html, 'asked to sign in again').toContain('/login"');
+  });
+
+  it('the device flow: a password checked before a reset resumes into a new sign-in, and the device gets no tokens', async () => {
+    const user = await newUser();
+    const basic = `Basic ${Buffer.from(`${tv.client_id}:${tv.client_secret}`).toString('base64')}`;
+    const form = (body: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic }, body: new URLSearchParams(body) });
+    const started = await (await fetch(`${server.url}/oauth/device/auth`, form({ scope: 'openid cmdb.read' }))).json() as { device_code: string; user_code: string };
+
+    const jar = new CookieJar();
+    let step = await submit(jar, (await follow(jar, `${server.url}/oauth/device`, server.url)).page!, '/oauth/device', { user_code: started.user_code }, server.url);
+    if (!formFields(step.page!.html, '/login')) step = await submit(jar, step.page!, '/oauth/device', { confirm: 'yes' }, server.url);
+    const { resumeUrl, resume } = await passwordWithoutResuming(jar, step.page!, user.email);
+    expect(new URL(resumeUrl).pathname).toMatch(/^\/oauth\/device\//);
+    await endLogins(user.id);
+
+    const resumed = await resume();
+    expect(resumed.page?.html, 'asked to sign in again').toContain('/login"');
+    const token = await fetch(`${server.url}/oauth/token`, form({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: started.device_code }));
+    expect(token.status).toBe(400);
+    expect(await token.json()).toMatchObject({ error: 'authorization_pending' });
+  });
 
   it('the sign-in pages: a password checked before a reset resumes into a new sign-in, not a code', async () => {
     const user = await newUser();
     const { resume } = await signInWithoutResuming(user.email);
 
-    // Meanwhile an admin resets the password (one second later: the sign-in's own second still counts).
-    server.clock.advance(1_000);
-    await createAdminServices(server.deps).userAdmin.resetPassword(user.id, { password: 'New-Password-456!' }, cliActor(['admin.users']));
+    // Meanwhile an admin resets the password.
+    await endLogins(user.id);
 
     const resumed = await resume();
     expect(resumed.final.startsWith(server.demoClient.redirect_uri), 'no code for the old password').toBe(false);
