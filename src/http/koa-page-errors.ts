@@ -7,10 +7,10 @@ import { isStoreUnavailable } from '../oidc/provider-edge.ts';
 
 /**
  * The other pages a browser lands on: the provider's authorization, device-code and
- * logout pages (not the device flow's back-channel, /oauth/device/auth) and the
- * invitation form.
+ * logout pages (not the device flow's back-channel, /oauth/device/auth), the invitation
+ * form and the self-service MFA page.
  */
-const OTHER_PAGES = /^\/(?:oauth\/authorize(?:\/|$)|oauth\/device(?!\/auth(?:\/|$))(?:\/|$)|oauth\/logout(?:\/|$)|invite$)/;
+const OTHER_PAGES = /^\/(?:oauth\/authorize(?:\/|$)|oauth\/device(?!\/auth(?:\/|$))(?:\/|$)|oauth\/logout(?:\/|$)|invite$|account\/mfa(?:\/|$))/;
 
 /**
  * Errors on pages become a readable page, not JSON. On the sign-in pages (/interaction/)

@@ -523,6 +523,7 @@ describe('rate limits on the browser-facing endpoints (per IP, a bucket of their
     const variants: [string, string][] = [
       ['GET', '/OAUTH/AUTHORIZE'], ['GET', '/oauth/authorize/'], ['GET', '/oauth/Authorize//'],
       ['POST', '/oauth/DEVICE/'], ['POST', '/INVITE'], ['POST', '/Interaction/some-uid/login'],
+      ['POST', '/account/mfa'], ['POST', '/Account/MFA/confirm/'],
     ];
     for (const [method, path] of variants) {
       const res = await fetch(`${server.url}${path}`, {
@@ -537,6 +538,12 @@ describe('rate limits on the browser-facing endpoints (per IP, a bucket of their
     expect(form.status).toBe(429);
     expect(form.headers.get('content-type')).toMatch(/^text\/html/);
     expect(await form.text()).toContain(`Try again in ${form.headers.get('retry-after')} seconds`);
+    // So does the self-service MFA page's sign-in form.
+    const enrol = await fetch(`${server.url}/account/mfa`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'email=a%40b.c&password=x', redirect: 'manual',
+    });
+    expect(enrol.status).toBe(429);
+    expect(enrol.headers.get('content-type')).toMatch(/^text\/html/);
     // The same address's API calls have their own bucket: still answered (401 without a credential).
     expect((await verify(server)).status).toBe(401);
   });
