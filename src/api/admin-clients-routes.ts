@@ -125,9 +125,9 @@ export function adminClientRoutes(deps: Pick<Deps, 'config'>, admin: Pick<AdminS
       path: '/admin/clients/:id',
       summary: 'Delete a client',
       params: idParams,
-      responses: { 204: { description: 'Deleted' }, 404: { description: 'No such client' }, 409: { description: 'Declared in the config file' } },
+      responses: { 204: { description: 'Deleted' }, 403: notGrantable, 404: { description: 'No such client' }, 409: { description: 'Declared in the config file' } },
       async handler(ctx, { params, principal }) {
-        await clientAdmin.remove(params.id, actorOf(ctx, principal));
+        await granting(() => clientAdmin.remove(params.id, actorOf(ctx, principal)));
         ctx.status = 204;
       },
     }),

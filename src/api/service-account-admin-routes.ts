@@ -121,9 +121,9 @@ export function adminServiceAccountRoutes(deps: Pick<Deps, 'config'>, admin: Pic
       path: '/admin/service-accounts/:id',
       summary: 'Delete a service account and revoke its tokens',
       params: idParams,
-      responses: { 204: { description: 'Deleted' }, 404: { description: 'No such service account' } },
+      responses: { 204: { description: 'Deleted' }, 403: notGrantable, 404: { description: 'No such service account' } },
       async handler(ctx, { params, principal }) {
-        await serviceAccounts.remove(params.id, actorOf(ctx, principal));
+        await granting(() => serviceAccounts.remove(params.id, actorOf(ctx, principal)));
         ctx.status = 204;
       },
     }),
@@ -152,9 +152,9 @@ export function adminServiceAccountRoutes(deps: Pick<Deps, 'config'>, admin: Pic
       path: '/admin/service-accounts/:id/keys/:kid/retire',
       summary: 'Retire a key: assertions it signs are refused from now on',
       params: keyParams,
-      responses: { 200: { description: 'The service account', schema: accountView }, 404: { description: 'No such service account or key' } },
+      responses: { 200: { description: 'The service account', schema: accountView }, 403: notGrantable, 404: { description: 'No such service account or key' } },
       async handler(ctx, { params, principal }) {
-        ctx.body = await serviceAccounts.retireKey(params.id, params.kid, actorOf(ctx, principal));
+        ctx.body = await granting(() => serviceAccounts.retireKey(params.id, params.kid, actorOf(ctx, principal)));
       },
     }),
   ];

@@ -60,6 +60,8 @@ export function createClientAdmin(deps: ClientAdminDeps) {
    * for an admin who could have given it its scopes (as adding a service-account key needs
    * every scope of the account). Else an admin.settings admin could rotate the secret of a
    * client holding admin.users, or turn a public one confidential, and act with its scopes.
+   * Deleting it too (its id can never be used again): an admin may not destroy what they
+   * could not have made.
    */
   async function mustControl(scope: unknown, actor: AdminActor): Promise<void> {
     const refused = scopesNotGrantable(await heldScopes(actor, users), parseScope(typeof scope === 'string' ? scope : undefined));
@@ -184,7 +186,7 @@ export function createClientAdmin(deps: ClientAdminDeps) {
 
   async function remove(id: string, actor: AdminActor): Promise<void> {
     mustBeEditable(id);
-    await mustFind(id);
+    await mustControl((await mustFind(id)).scope, actor);
     await clients.remove(id);
     await auditAdminChange(audit, actor, 'admin.client.deleted', id);
   }

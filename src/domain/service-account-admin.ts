@@ -84,10 +84,13 @@ export function createServiceAccountAdmin(deps: {
     return unique;
   }
 
-  /** Refuses unless the actor holds every one of `scopes` (strictly: no scope grants all here). */
+  /**
+   * Refuses unless the actor holds every one of `scopes` (strictly: no scope grants all
+   * here). A scope the catalog no longer lists grants nothing, and nobody could hold it.
+   */
   async function mustHold(actor: AdminActor, scopes: readonly string[]): Promise<void> {
     const held = new Set(await heldScopes(actor, users));
-    const missing = scopes.filter((s) => !held.has(s));
+    const missing = scopes.filter((s) => apiScopes.has(s) && !held.has(s));
     if (missing.length) throw new ScopeNotGrantableError(missing);
   }
 
@@ -158,7 +161,11 @@ export function createServiceAccountAdmin(deps: {
     return next;
   }
 
-  /** Name, scopes, disabled. Disabling or taking a scope away revokes the tokens already issued. */
+  /**
+   * Name, scopes, disabled. Disabling or taking a scope away revokes the tokens already
+   * issued. Any admin may take power away (disable, cut scopes: an admin who holds the
+   * scopes can give them back); giving it, or giving it back, needs every scope involved.
+   */
   async function update(id: string, change: { name?: string; scopes?: string[]; disabled?: boolean }, actor: AdminActor): Promise<ServiceAccountView> {
     const requested = change.scopes ? knownScopes(change.scopes) : undefined;
     // The account as this change found it (on its last try, when another change raced it).
@@ -210,11 +217,16 @@ export function createServiceAccountAdmin(deps: {
     return { key: toKeyView(key), keyFile: keyFileFor(id, key.kid, privateKeyPem) };
   }
 
-  /** Retires a key: assertions it signs are refused from now on; tokens it already obtained run out on their own. */
+  /**
+   * Retires a key: assertions it signs are refused from now on; tokens it already obtained
+   * run out on their own. There is no way back, so (like deleting the account) it is for an
+   * admin holding every scope of the account: one may not destroy what one could not make.
+   */
   async function retireKey(id: string, kid: string, actor: AdminActor): Promise<ServiceAccountView> {
     let dropped: ServiceAccountKey[] = [];
     let retiredNow = false;
-    const next = await changeAccount(id, (account) => {
+    const next = await changeAccount(id, async (account) => {
+      await mustHold(actor, account.scopes);
       const key = account.keys.find((k) => k.kid === kid);
       if (!key) throw new AppError('NOT_FOUND', { message: 'Key not found' });
       retiredNow = key.status !== 'retired';
@@ -237,6 +249,7 @@ export function createServiceAccountAdmin(deps: {
   /** Deletes the account and revokes every token it holds. */
   async function remove(id: string, actor: AdminActor): Promise<void> {
     const account = await mustFind(id);
+    await mustHold(actor, account.scopes);
     await accounts.remove(account);
     await auditAdminChange(audit, actor, 'admin.serviceaccount.deleted', id, { name: account.name });
   }

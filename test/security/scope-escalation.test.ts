@@ -160,6 +160,23 @@ describe('no credential ever carries a scope beyond what its owner holds', () =>
       }), 403, 'INSUFFICIENT_SCOPE');
     });
 
+    it('an admin.settings admin cannot destroy a service account (or retire its key) or a client holding scopes the admin lacks', async () => {
+      const full = await tokenOf(await createTestUser(server, ['admin.settings', 'admin.users', 'cmdb.read'], 'full-admin'));
+      const account = (await api(server, 'POST', '/v1/admin/service-accounts', { token: full, body: { name: 'powerful', scopes: ['cmdb.read', 'admin.users'] } })).body;
+      const client = (await api(server, 'POST', '/v1/admin/clients', {
+        token: full,
+        body: { client_name: 'powerful', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', scope: 'cmdb.read admin.users', redirect_uris: [] },
+      })).body;
+      const path = `/v1/admin/service-accounts/${account.id}`;
+      expectV1Error(await api(server, 'POST', `${path}/keys/${account.keys[0].kid}/retire`, { token: settingsAdmin }), 403, 'INSUFFICIENT_SCOPE');
+      expectV1Error(await api(server, 'DELETE', path, { token: settingsAdmin }), 403, 'INSUFFICIENT_SCOPE');
+      expectV1Error(await api(server, 'DELETE', `/v1/admin/clients/${client.client_id}`, { token: settingsAdmin }), 403, 'INSUFFICIENT_SCOPE');
+      // Untouched, and whoever holds its scopes still can.
+      expect((await api(server, 'GET', path, { token: full })).body).toMatchObject({ name: 'powerful', disabled: false, scopes: ['cmdb.read', 'admin.users'] });
+      expect((await api(server, 'DELETE', `/v1/admin/clients/${client.client_id}`, { token: full })).status).toBe(204);
+      expect((await api(server, 'DELETE', path, { token: full })).status).toBe(204);
+    });
+
     it('an admin.settings admin cannot create users or change anyone\'s scopes (admin.users only)', async () => {
       expectV1Error(await api(server, 'POST', '/v1/admin/users', { token: settingsAdmin, body: { email: 'new@example.test', password: 'A-Long-Password-1!', scopes: ['cmdb.read'] } }), 403, 'INSUFFICIENT_SCOPE');
       expectV1Error(await api(server, 'PATCH', `/v1/admin/users/${reader.id}`, { token: settingsAdmin, body: { scopes: ['admin.users'] } }), 403, 'INSUFFICIENT_SCOPE');
