@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { routePath } from '../http/route-dispatch.ts';
 import { requestFacts } from '../http/request-facts.ts';
 import type { Principal } from '../http/principal.ts';
@@ -35,31 +35,46 @@ export function apiRouteSpecs(deps: Deps, provider: () => Provider): RouteSpec[]
   ];
 }
 
+/** Refused admin calls of one caller recorded per minute; the rest are counted, not recorded. */
+export const ADMIN_DENIED_PER_MINUTE = 20;
+
 /**
  * Refused admin calls go to the audit trail too (`admin.denied`, outcome failure): a
  * missing scope, granting what the caller does not hold, an admin turning on themselves.
  * Who tried, on which route, and why; never the body.
+ *
+ * At most ADMIN_DENIED_PER_MINUTE of them per caller (the credential's subject: a user and
+ * all their keys and tokens count as one) a minute, counted in the store so every instance
+ * shares the count. The trail is capped (AUDIT_MAX_ENTRIES, oldest dropped first): without
+ * this a user holding no admin scope, with a hundred API keys, could push every earlier
+ * event out of it in minutes. The last one recorded in a minute says so (`throttled`).
  */
-function auditAdminRefusals(deps: Pick<Deps, 'audit'>): Middleware {
+function auditAdminRefusals(deps: Pick<Deps, 'audit' | 'store'>): Middleware {
   return async (ctx, next) => {
     if (!routePath(ctx.path).startsWith('/v1/admin/')) return next();
     try {
       await next();
     } catch (err) {
-      if (err instanceof AppError && err.status === 403) {
-        const principal = ctx.state.principal as Principal | undefined;
-        await deps.audit.record({
-          type: 'admin.denied', outcome: 'failure', actor: principal?.subject ?? 'anonymous', ...requestFacts(ctx),
-          details: {
-            method: ctx.method, path: routePath(ctx.path), code: err.code,
-            ...(typeof err.extra.required_scope === 'string' ? { requiredScope: err.extra.required_scope } : {}),
-            ...(principal ? { credential: principal.type, credentialId: principal.credentialId } : {}),
-          },
-        }).catch(() => undefined);
-      }
+      if (err instanceof AppError && err.status === 403) await recordRefusal(deps, ctx, err).catch(() => undefined);
       throw err;
     }
   };
+}
+
+async function recordRefusal(deps: Pick<Deps, 'audit' | 'store'>, ctx: Context, err: AppError): Promise<void> {
+  const principal = ctx.state.principal as Principal | undefined;
+  const actor = principal?.subject ?? 'anonymous';
+  const [{ count }] = await deps.store.countWindows([{ key: `audit-denied:{${actor}}`, windowMs: 60_000, delta: 1 }]);
+  if (count > ADMIN_DENIED_PER_MINUTE) return;
+  await deps.audit.record({
+    type: 'admin.denied', outcome: 'failure', actor, ...requestFacts(ctx),
+    details: {
+      method: ctx.method, path: routePath(ctx.path), code: err.code,
+      ...(typeof err.extra.required_scope === 'string' ? { requiredScope: err.extra.required_scope } : {}),
+      ...(principal ? { credential: principal.type, credentialId: principal.credentialId } : {}),
+      ...(count === ADMIN_DENIED_PER_MINUTE ? { throttled: 'further refusals of this caller are not recorded until the minute is over' } : {}),
+    },
+  });
 }
 
 /**

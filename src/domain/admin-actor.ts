@@ -9,6 +9,13 @@ export interface AdminActor {
   scopes: string[];
   /** Where the request came from, for the audit trail. */
   facts?: RequestFacts;
+  /**
+   * The credential that made the request, for the audit trail: its kind (`user` for a
+   * user's token, `api_key`, `client`, `service_account`), its id (a token's jti, an API
+   * key's id) and the client a token was issued to. A leaked key or token can then be
+   * traced to what it changed.
+   */
+  credential?: { kind: string; id: string; clientId?: string };
 }
 
 export const CLI_ACTOR_SUBJECT = 'cli';
@@ -23,5 +30,6 @@ export function auditAdminChange(
   subject: string | undefined,
   details?: AuditEvent['details'],
 ): Promise<void> {
-  return audit.record({ type, outcome: 'success', actor: actor.subject, subject, ...actor.facts, details });
+  const via = actor.credential && { credential: actor.credential.kind, credentialId: actor.credential.id, clientId: actor.credential.clientId };
+  return audit.record({ type, outcome: 'success', actor: actor.subject, subject, ...actor.facts, details: via ? { ...details, ...via } : details });
 }

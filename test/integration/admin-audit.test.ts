@@ -1,3 +1,4 @@
+import { ADMIN_DENIED_PER_MINUTE } from '../../src/api/routes.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { AUDIT_STREAM } from '../../src/domain/audit.ts';
@@ -203,6 +204,22 @@ describe('audit trail: admin changes recorded, searched, exported, never a secre
     expect((await search('?type=admin.audit.exported')).events.length).toBe(2);
   });
 
+  it('names the credential behind every admin change: its kind, its id (key id, token jti) and the client a token came from', async () => {
+    const { events } = await search('?type=admin.user.created&limit=50');
+    expect(events.find((e) => e.subject === subjectUser)?.details).toMatchObject({
+      credential: 'user', credentialId: expect.any(String), clientId: server.demoClient.client_id,
+    });
+
+    const keyAdmin = await createTestUser(server, ['admin.users', 'cmdb.read']);
+    const key = await api(server, 'POST', '/v1/auth/api-keys', { token: await firstPartyToken(server, keyAdmin), body: { name: 'ops', scopes: ['admin.users'] } });
+    secrets.push(keyAdmin.password, key.body.apiKey);
+    const made = await api(server, 'POST', '/v1/admin/users', { apiKey: key.body.apiKey, body: { email: 'by-key@example.test', password: 'By-Key-Pass-123', scopes: [] } });
+    expect(made.status).toBe(201);
+    secrets.push('By-Key-Pass-123');
+    const byKey = (await search(`?type=admin.user.created&subject=${made.body.id}`)).events[0];
+    expect(byKey).toMatchObject({ actor: keyAdmin.id, details: { credential: 'api_key', credentialId: key.body.id } });
+  });
+
   it('refuses bad queries with 400 and other scopes with 403', async () => {
     for (const q of ['?since=yesterday', '?until=2025-13-45T00:00:00Z', '?cursor=abc', '?limit=0', '?limit=501', '?format=xml', '?type=a%20b', '?outcome=maybe']) {
       const r = await api(server, 'GET', `/v1/admin/audit${q}`, { token: admin });
@@ -230,6 +247,23 @@ describe('audit trail: admin changes recorded, searched, exported, never a secre
       outcome: 'failure', details: { method: 'GET', path: '/v1/admin/users', code: 'INSUFFICIENT_SCOPE', requiredScope: 'admin.users', credential: 'user' },
     });
     expect(denied.find((e) => e.actor === userAdmin.id)).toMatchObject({ details: { method: 'PATCH', code: 'FORBIDDEN' } });
+  });
+
+  it('records at most 20 refused admin calls a minute per caller, so a flood of them cannot push the trail out', async () => {
+    const flooder = await createTestUser(server, ['cmdb.read']);
+    const token = await firstPartyToken(server, flooder);
+    secrets.push(flooder.password, token);
+    for (let i = 0; i < 25; i++) expect((await api(server, 'GET', '/v1/admin/users', { token })).status).toBe(403);
+    const recorded = (await search(`?type=admin.denied&actor=${flooder.id}&limit=100`)).events;
+    expect(recorded).toHaveLength(ADMIN_DENIED_PER_MINUTE);
+    // Newest first: the last one recorded says the rest of the minute is not.
+    expect(recorded[0].details).toMatchObject({ throttled: expect.stringContaining('not recorded') });
+    expect(recorded.slice(1).every((e) => e.details?.throttled === undefined)).toBe(true);
+    // Another caller's refusals are still recorded.
+    const other = await createTestUser(server, ['cmdb.read']);
+    secrets.push(other.password);
+    expect((await api(server, 'GET', '/v1/admin/users', { token: await firstPartyToken(server, other) })).status).toBe(403);
+    expect((await search(`?type=admin.denied&actor=${other.id}`)).events).toHaveLength(1);
   });
 
   it('holds no secret: the whole stream (XRANGE - +) contains none of the passwords, tokens, keys and secrets used', async () => {
