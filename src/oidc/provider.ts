@@ -79,10 +79,14 @@ export function buildProvider(deps: Deps): Provider {
       devInteractions: { enabled: false },
       // Lets node:crypto make ECDSA and Ed25519 signatures (see node-signing-key.ts).
       externalSigningSupport: { enabled: true, ack: 'experimental-01' },
-      // Confidential clients (resource servers) may introspect any token; public ones only their own.
+      // Confidential clients (resource servers) may introspect any access token; public ones
+      // only their own. A refresh token only by its own client: another would be told it is
+      // active, and a resource server that looks only at `active` and `scope` would take it as
+      // an access token, without the client's secret and without ever spending it.
       introspection: {
         enabled: true,
-        allowedPolicy: async (_ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId
+          || (token.kind !== 'RefreshToken' && client.clientAuthMethod !== 'none'),
       },
       // RFC 7009 §2.1: a client revokes only tokens issued to it.
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
