@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SIGNING_ALGS } from '../domain/signing-algs.ts';
-import { applicationTypes, jwksSchema, jwksUriSchema } from '../domain/client-registration.ts';
+import { applicationTypes, jwksSchema, jwksUriSchema, notReservedClientId, RESERVED_CLIENT_ID_MESSAGE } from '../domain/client-registration.ts';
 
 const seconds = (def: number) => z.coerce.number().int().positive().default(def);
 const flag = z.preprocess((v) => (typeof v === 'string' ? ['1', 'true', 'yes', 'on'].includes(v.toLowerCase()) : v), z.boolean());
@@ -33,7 +33,10 @@ export const rateLimitOverrideSchema = z.object({
  * the admin API's rules for its application_type (src/bootstrap.ts, metadataProblems).
  */
 export const clientConfigSchema = z.strictObject({
-  client_id: z.string().min(1),
+  // The admin API's rule for ids is not applied here (a config file may name its clients as
+  // it always has), but the reserved prefixes are: a client's subject must never look like a
+  // user's, a service account's or a key's.
+  client_id: z.string().min(1).refine(notReservedClientId, RESERVED_CLIENT_ID_MESSAGE),
   client_secret: z.string().min(16).optional(),
   client_name: z.string().optional(),
   // web (default) or native (RFC 8252: loopback redirects on any port, private-use URI schemes).

@@ -11,10 +11,14 @@ import { SIGNING_ALGS } from './signing-algs.ts';
 /** Prefixes that name other kinds of subject: a client must not look like a user, service account or key. */
 export const RESERVED_CLIENT_ID_PREFIXES = ['usr_', 'sa_', 'key_'] as const;
 
+/** Whether an id is free of the reserved prefixes (any case): a client's token would otherwise speak for a user, account or key. */
+export const notReservedClientId = (id: string): boolean => !RESERVED_CLIENT_ID_PREFIXES.some((p) => id.toLowerCase().startsWith(p));
+export const RESERVED_CLIENT_ID_MESSAGE = `must not start with ${RESERVED_CLIENT_ID_PREFIXES.join(', ')}`;
+
 export const clientIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$/, '3 to 64 characters: letters, digits, dot, underscore or hyphen, starting with a letter or digit')
-  .refine((id) => !RESERVED_CLIENT_ID_PREFIXES.some((p) => id.toLowerCase().startsWith(p)), `must not start with ${RESERVED_CLIENT_ID_PREFIXES.join(', ')}`);
+  .refine(notReservedClientId, RESERVED_CLIENT_ID_MESSAGE);
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 

@@ -89,6 +89,14 @@ describe('configuration', () => {
     expect(() => loadConfig({}, dir)).toThrow(/clients\.0: .*"redirect_uri"/);
   });
 
+  it('refuses a config-file client whose id would make its tokens speak for a user, service account or key', () => {
+    const dir = emptyDir();
+    for (const id of ['usr_admin', 'SA_reports', 'key_x']) {
+      writeFileSync(join(dir, 'default.json'), JSON.stringify({ clients: [{ client_id: id, client_secret: 'portal-secret-0123456789', grant_types: ['client_credentials'] }] }));
+      expect(() => loadConfig({}, dir), id).toThrow(/^invalid setting clients\.0\.client_id: must not start with usr_, sa_, key_$/);
+    }
+  });
+
   it('takes a config-file client\'s application_type: web by default, native, nothing else', () => {
     const dir = emptyDir();
     const write = (client: Record<string, unknown>) => writeFileSync(join(dir, 'default.json'), JSON.stringify({ clients: [{ client_id: 'cli', token_endpoint_auth_method: 'none', ...client }] }));
