@@ -93,7 +93,7 @@ export const settings = {
   serviceAccountTokenTtl: { env: 'SERVICE_ACCOUNT_TOKEN_TTL', schema: seconds(3600), doc: 'service-account access token lifetime, seconds' },
   serviceAccountClockSkewSeconds: { env: 'SERVICE_ACCOUNT_CLOCK_SKEW_SECONDS', schema: z.coerce.number().int().min(0).max(300).default(60), doc: 'leeway for the exp, nbf and iat of service-account assertions, seconds' },
   serviceAccountRequireJti: { env: 'SERVICE_ACCOUNT_REQUIRE_JTI', schema: bool(false), doc: 'refuse service-account assertions without a jti (every assertion then single use)' },
-  sessionTtl: { env: 'SESSION_TTL', schema: seconds(14 * 24 * 3600), doc: 'browser session lifetime at the authorization server, seconds' },
+  sessionTtl: { env: 'SESSION_TTL', schema: seconds(14 * 24 * 3600), doc: 'browser session lifetime at the authorization server, seconds (a session nobody has signed in to, made by a visit to the device-code or logout page: 15 minutes)' },
   keyRefreshSeconds: { env: 'KEY_REFRESH_SECONDS', schema: seconds(30), doc: 'how often an instance looks for rotated signing keys' },
   demoClient: { env: 'DEMO_CLIENT', schema: flag.optional(), doc: 'register the demo client at start-up (it may ask for every scope, admin ones included, and its secret is printed once: for trying the server out); unset: on with the in-memory store, off with REDIS_URL; off also removes a demo client an earlier start registered' },
   argon2MemoryKiB: { env: 'ARGON2_MEMORY_KIB', schema: z.coerce.number().int().min(8192).default(19456), doc: 'argon2id memory cost (OWASP: 19456)' },

@@ -192,12 +192,14 @@ async function lookBeforeAuthentication(limiter: RateLimiter, client: Target, ip
 
 /**
  * Browser-facing requests that anyone may send and that cost the server: an authorization
- * request (each one saves an interaction for an hour), a sign-in, MFA or consent form
+ * request (each one saves an interaction for an hour), the device-code and logout pages
+ * (each visit without a session cookie saves a session), a sign-in, MFA or consent form
  * (the lockout also guards passwords), the self-service MFA page's forms (a password, then
  * a code), a device user code (a guess at one) and an invitation's password form.
  */
 export function isLimitedBrowserRequest(method: string, path: string): boolean {
-  if (path === '/oauth/authorize') return method === 'GET' || method === 'POST';
+  if (path === '/oauth/authorize' || path === '/oauth/logout') return method === 'GET' || method === 'POST';
+  if (path === '/oauth/device' && method === 'GET') return true;
   if (method !== 'POST') return false;
   return path === '/oauth/device' || path === '/invite' || path.startsWith('/interaction/') || path === '/account/mfa' || path.startsWith('/account/mfa/');
 }

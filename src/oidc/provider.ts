@@ -18,6 +18,9 @@ import { SIGNING_ALGS } from '../domain/signing-algs.ts';
 import { apiResourceServerInfo } from './resource-server.ts';
 import { atomicReplayDetection } from './replay-detection.ts';
 
+/** Seconds a browser session with no sign-in in it is kept (see ttl.Session). */
+export const ANONYMOUS_SESSION_TTL = 900;
+
 export const oauthRoutes = {
   authorization: '/oauth/authorize',
   token: '/oauth/token',
@@ -182,7 +185,10 @@ export function buildProvider(deps: Deps): Provider {
       RefreshToken: (ctx) => refreshTokenTtl(ctx, deps.settings.current().tokens.refreshTokenTtl),
       // A grant must outlive the longest refresh token issued from it (see refreshTokenTtl).
       Grant: () => deps.settings.current().tokens.refreshTokenTtl + 3600,
-      Session: config.sessionTtl,
+      // A session nobody has signed in to holds only an anti-forgery secret (a visit to the
+      // device-code or logout page makes one): kept 15 minutes, not SESSION_TTL, so that
+      // anonymous visits cannot pile up in the store for two weeks.
+      Session: (_ctx, session) => (session.accountId ? config.sessionTtl : ANONYMOUS_SESSION_TTL),
       Interaction: 3600,
       DeviceCode: 600,
       BackchannelAuthenticationRequest: 600,

@@ -524,6 +524,7 @@ describe('rate limits on the browser-facing endpoints (per IP, a bucket of their
       ['GET', '/OAUTH/AUTHORIZE'], ['GET', '/oauth/authorize/'], ['GET', '/oauth/Authorize//'],
       ['POST', '/oauth/DEVICE/'], ['POST', '/INVITE'], ['POST', '/Interaction/some-uid/login'],
       ['POST', '/account/mfa'], ['POST', '/Account/MFA/confirm/'],
+      ['GET', '/oauth/device'], ['GET', '/oauth/logout'], ['POST', '/oauth/logout'],
     ];
     for (const [method, path] of variants) {
       const res = await fetch(`${server.url}${path}`, {

@@ -8,6 +8,8 @@ import { login, totpAt } from '../support/auth-client.ts';
 import { createTestUser, type TestUser } from '../support/user-token.ts';
 import { CookieJar, follow, formFields, request, submit, type FormPage } from '../support/form-login.ts';
 import { authorizeUrl, oauthPost } from '../support/attack.ts';
+import { createAdapterFactory } from '../../src/oidc/adapter.ts';
+import { ANONYMOUS_SESSION_TTL } from '../../src/oidc/provider.ts';
 
 /** Puts a cookie in the jar the way an attacker would plant it (a subdomain, an injected header). */
 function plant(jar: CookieJar, ...cookies: string[]): void {
@@ -89,6 +91,23 @@ describe('session fixation on the sign-in pages', () => {
     const attacker = await silentAuthorization(server, planted.join('; '));
     expect(attacker.searchParams.get('error')).toBe('login_required');
     expect(attacker.searchParams.get('code')).toBeNull();
+  });
+
+  it('keeps a session nobody signed in to (a visit to the device or logout page) 15 minutes, a signed-in one SESSION_TTL', async () => {
+    const { store, clients, clock, secrets, config } = server.deps;
+    const Adapter = createAdapterFactory({ store, clients, clock, secrets });
+    const sessionOf = async (jar: CookieJar) => (await new Adapter('Session').find(cookieValue(jar, `${server.url}/oauth/authorize`, '_session')!))!;
+    const nowS = Math.floor(clock.now() / 1000);
+    for (const page of ['/oauth/device', '/oauth/logout']) {
+      const jar = new CookieJar();
+      expect((await follow(jar, `${server.url}${page}`, server.url)).page?.status, page).toBe(200);
+      const session = await sessionOf(jar);
+      expect(session.accountId, page).toBeUndefined();
+      expect(session.exp! - nowS, page).toBeLessThanOrEqual(ANONYMOUS_SESSION_TTL + 5);
+    }
+    const jar = new CookieJar();
+    await signIn(server, jar, authorizeUrl(server), user);
+    expect((await sessionOf(jar)).exp! - nowS).toBeGreaterThan(config.sessionTtl - 60);
   });
 
   it('gives a new session id on every sign-in (prompt=login), and the old one dies', async () => {
