@@ -103,13 +103,21 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
       updatedAt: nowIso(),
     };
     await save(user);
-    await store.setAdd(ALL_USERS, [id]);
-    if (!(await claimEmail(user.email, id))) {
-      await store.del([userKey(id)]);
-      await store.setRemove(ALL_USERS, [id]);
-      throw new EmailTakenError();
+    let claimed = false;
+    try {
+      await store.setAdd(ALL_USERS, [id]);
+      claimed = await claimEmail(user.email, id);
+    } finally {
+      // Taken, or the store failed while claiming: no record is left behind to shadow the email.
+      if (!claimed) await forget(id).catch(() => undefined);
     }
+    if (!claimed) throw new EmailTakenError();
     return user;
+  }
+
+  async function forget(id: string): Promise<void> {
+    await store.del([userKey(id)]);
+    await store.setRemove(ALL_USERS, [id]);
   }
 
   /** Claims an email for `id`; false when a user that exists holds it. */
@@ -135,11 +143,16 @@ export function createUserRepository(deps: { store: Store; clock: Clock; passwor
     return (await updateRecord<User>(store, userKey(id), (user) => ({ ...user, loginsEndedAt: clock.now() }))) !== null;
   }
 
+  /**
+   * Deletes a user. The email's claim goes only if it is this user's: a record left by a
+   * create that stopped before its claim (an older version did not clean up) must not take
+   * the email away from the user who holds it.
+   */
   async function remove(id: string): Promise<boolean> {
     const user = await findById(id);
     if (!user) return false;
-    await store.del([userKey(id), emailKey(user.email)]);
-    await store.setRemove(ALL_USERS, [id]);
+    await forget(id);
+    await store.deleteIfEquals(emailKey(user.email), id);
     return true;
   }
 

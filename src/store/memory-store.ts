@@ -70,6 +70,11 @@ export function createMemoryStore(clock: Clock): Store {
       data.set(key, { value: String(value), expiresAt: clock.now() + ttlMs });
       return true;
     },
+    async deleteIfEquals(key, expected) {
+      if (live(key)?.value !== expected) return false;
+      data.delete(key);
+      return true;
+    },
     async take(key) {
       const v = str(key);
       data.delete(key);

@@ -46,6 +46,10 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 return 1`;
 
+const DELETE_IF_EQUALS = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`;
+
 // SET with PX only when the stored number (if any) is lower than ARGV[1].
 const RAISE_TO = `
 local stored = tonumber(redis.call('GET', KEYS[1]))
@@ -168,6 +172,7 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
   client.defineCommand('nsaCountWindows', { lua: COUNT_WINDOWS });
   client.defineCommand('nsaCompareAndSet', { numberOfKeys: 1, lua: COMPARE_AND_SET });
   client.defineCommand('nsaRaiseTo', { numberOfKeys: 1, lua: RAISE_TO });
+  client.defineCommand('nsaDeleteIfEquals', { numberOfKeys: 1, lua: DELETE_IF_EQUALS });
   client.defineCommand('nsaGetWithTtl', { lua: GET_WITH_TTL });
 
   // Every write of a record by this process is reported to the key-change feed (if one is
@@ -269,6 +274,8 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
       (await (client as unknown as { nsaCompareAndSet(k: string, e: string, v: string): Promise<number> }).nsaCompareAndSet(key, expected, value)) === 1)),
     raiseTo: (key, value, ttlMs) => guard(() => writing([key], async () =>
       (await (client as unknown as { nsaRaiseTo(k: string, v: number, t: number): Promise<number> }).nsaRaiseTo(key, value, Math.max(1, Math.ceil(ttlMs)))) === 1)),
+    deleteIfEquals: (key, expected) => guard(() => writing([key], async () =>
+      (await (client as unknown as { nsaDeleteIfEquals(k: string, e: string): Promise<number> }).nsaDeleteIfEquals(key, expected)) === 1)),
     take: (key) => guard(() => writing([key], () => client.getdel(key))),
     del: (keys) => guard(() => writing(keys, async () => {
       if (!keys.length) return;

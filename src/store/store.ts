@@ -74,6 +74,8 @@ export interface Store {
    * changed) otherwise. For deadlines that may be pushed back but never brought forward.
    */
   raiseTo(key: string, value: number, ttlMs: number): Promise<boolean>;
+  /** Deletes the key only if it holds exactly `expected` now; false otherwise. One atomic step. */
+  deleteIfEquals(key: string, expected: string): Promise<boolean>;
   /** Reads and deletes atomically: at most one caller ever sees the value. */
   take(key: string): Promise<string | null>;
   del(keys: string[]): Promise<void>;

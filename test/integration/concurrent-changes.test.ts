@@ -71,6 +71,17 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
+  it('deleteIfEquals deletes only the value it was given', async () => {
+    const { store } = server.deps;
+    const key = `cad:${randomAlphanumeric(8)}`;
+    expect(await store.deleteIfEquals(key, 'a'), 'a missing key').toBe(false);
+    await store.set(key, 'a');
+    expect(await store.deleteIfEquals(key, 'x'), 'another value').toBe(false);
+    expect(await store.get(key)).toBe('a');
+    expect(await store.deleteIfEquals(key, 'a')).toBe(true);
+    expect(await store.get(key)).toBeNull();
+  });
+
   it('raiseTo pushes a deadline back with its new expiry, and never brings it forward', async () => {
     const { store } = server.deps;
     const key = `raise:${randomAlphanumeric(8)}`;
@@ -127,6 +138,28 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
     await store.set(`user-email:${orphan}`, 'usr_gone');
     const user = await users.create({ email: orphan, password: 'Some-Password-123!', scopes: [] });
     expect((await users.findByEmail(orphan))?.id).toBe(user.id);
+  });
+
+  it('users: a create whose claim of the email fails leaves no record behind, and deleting a stray record never frees another user\'s email', async () => {
+    const { store, clock, passwords } = server.deps;
+    const users = createUserRepository({ store, clock, passwords });
+    const email = `claim-${randomAlphanumeric(6).toLowerCase()}@example.test`;
+    const failingClaim: Store = { ...store, set: async (key, value, options) => {
+      if (key.startsWith('user-email:')) throw new Error('connection lost');
+      return store.set(key, value, options);
+    } };
+    const before = await users.listIds();
+    await expect(createUserRepository({ store: failingClaim, clock, passwords }).create({ email, password: 'Some-Password-123!', scopes: [] })).rejects.toThrow('connection lost');
+    expect(await users.listIds()).toEqual(before);
+
+    // A stray record with a user's email (what an older version's stopped create left): deleting it leaves the user as is.
+    const real = await users.create({ email, password: 'Some-Password-123!', scopes: [] });
+    const stray = { ...real, id: `usr_${randomAlphanumeric(20)}` };
+    await store.set(`user:${stray.id}`, JSON.stringify(stray));
+    await store.setAdd('users', [stray.id]);
+    expect(await users.remove(stray.id)).toBe(true);
+    expect((await users.findByEmail(email))?.id).toBe(real.id);
+    expect(await users.verifyPassword(email, 'Some-Password-123!')).toMatchObject({ id: real.id });
   });
 
   it('service accounts: a key retired while another key is being added stays retired', async () => {
