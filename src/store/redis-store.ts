@@ -232,10 +232,33 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
 
   let feed: (KeyChangeFeed & { changed(keys: string[]): void }) | undefined;
 
+  // A command that timed out means Redis holds the connection but does not answer (paused,
+  // partitioned, swapping). From then until a PING answers, every command fails at once: a
+  // request's reads and writes would otherwise each wait out their own timeout, one after
+  // the other (a token request took 11 s, an authorization 18 s, to get its 503).
+  let unresponsive = false;
+  let probe: NodeJS.Timeout | undefined;
+  let closed = false;
+  const PROBE_EVERY_MS = 250;
+  const probeUntilAnswered = () => {
+    client.ping().then(() => { unresponsive = false; }, () => {
+      if (closed) return;
+      probe = setTimeout(probeUntilAnswered, PROBE_EVERY_MS);
+      probe.unref();
+    });
+  };
+  const noteTimeout = (err: unknown) => {
+    if (unresponsive || closed || !/Command timed out/i.test((err as Error)?.message ?? '')) return;
+    unresponsive = true;
+    probeUntilAnswered();
+  };
+
   const guard = async <T>(op: () => Promise<T>): Promise<T> => {
+    if (unresponsive) throw new StoreUnavailableError(new Error('Redis is not answering (a command timed out; waiting for a PING to answer)'));
     try {
       return await op();
     } catch (err) {
+      noteTimeout(err);
       if (isConnectionError(err)) throw new StoreUnavailableError(err);
       throw err;
     }
@@ -337,6 +360,8 @@ export function createRedisStore(options: RedisStoreOptions): Store & { client: 
     },
     ping: () => guard(async () => { await client.ping(); }),
     close: async () => {
+      closed = true;
+      if (probe) clearTimeout(probe);
       feed?.close();
       if (subscriberHeartbeat) clearInterval(subscriberHeartbeat);
       subscriber?.disconnect();

@@ -130,13 +130,28 @@ describe('Redis going away and coming back', () => {
     expect(logLines.some((l) => l.msg === 'rate-limit counters reachable again')).toBe(true);
   });
 
-  it('a Redis that stops answering gets a 503 after the command timeout instead of holding the request', async () => {
+  it('a Redis that stops answering gets a 503 after the command timeout instead of holding the request, and every request after it a 503 at once', async () => {
     const pid = redis.pid!;
     process.kill(pid, 'SIGSTOP');
     try {
-      const res = await verify(server, 'paused');
-      expect(res.status).toBe(503);
-      expect(((await res.json()) as { request_id: string }).request_id).toBe('paused');
+      const timed = async <T>(call: () => Promise<T>) => {
+        const started = Date.now();
+        const result = await call();
+        return { result, ms: Date.now() - started };
+      };
+      const first = await timed(() => verify(server, 'paused'));
+      expect(first.result.status).toBe(503);
+      expect(((await first.result.json()) as { request_id: string }).request_id).toBe('paused');
+      // One command timeout (3 s), not one per command the request would have sent.
+      expect(first.ms).toBeLessThan(4_500);
+      // Until a PING answers, nothing waits for Redis: each of these would take a timeout per read.
+      for (const call of [() => tokenRequest(server), () => verify(server, 'paused-2'), () => fetch(`${server.url}/v1/auth/login`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'nobody@example.test', password: 'Some-Password-123!' }),
+      })]) {
+        const next = await timed(call);
+        expect(next.result.status).toBe(503);
+        expect(next.ms).toBeLessThan(1_500);
+      }
     } finally {
       process.kill(pid, 'SIGCONT');
     }
