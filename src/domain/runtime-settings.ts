@@ -194,7 +194,16 @@ export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger
   let snapshot: SettingsSnapshot = { settings: defaults, overrides: {}, version: 0 };
   let loadedAt = Number.NEGATIVE_INFINITY;
   let loading: Promise<SettingsSnapshot> | undefined;
-  const warnReloadFailed = (err: Error) => logger.warn({ err: err.message }, 'runtime settings reload failed; keeping the last known values');
+  // A failed reload is tried again after refreshMs, like a successful one, and logged once
+  // until a reload works: while the store is out of reach every request would start one.
+  let failedAt = Number.NEGATIVE_INFINITY;
+  let failing = false;
+  const warnReloadFailed = (err: Error) => {
+    failedAt = clock.now();
+    if (failing) return;
+    failing = true;
+    logger.warn({ err: err.message }, 'runtime settings reload failed; keeping the last known values');
+  };
   // A load already running may have read the store before the change: reload after it.
   const reloadAfterChange = () => {
     const running = loading;
@@ -227,6 +236,8 @@ export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger
       .then((stored) => {
         snapshot = fromStored(stored);
         loadedAt = clock.now();
+        if (failing) logger.info('runtime settings reload works again');
+        failing = false;
         return snapshot;
       })
       .finally(() => {
@@ -236,7 +247,7 @@ export function createRuntimeSettings(deps: { store: Store; clock: Clock; logger
   }
 
   function current(): RuntimePolicy {
-    if (clock.now() - loadedAt >= refreshMs && !loading) {
+    if (clock.now() - Math.max(loadedAt, failedAt) >= refreshMs && !loading) {
       refresh().catch(warnReloadFailed);
     }
     return snapshot.settings;

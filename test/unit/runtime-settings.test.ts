@@ -65,6 +65,39 @@ describe('runtime settings', () => {
     expect(b.current().lockout.maxFailures).toBe(3);
   });
 
+  it('while the store is out of reach, reloads are tried once per interval, not once per request, and the failure is logged once', async () => {
+    const { store, clock, config } = setup();
+    const state = { down: false, reads: 0 };
+    const flaky = { ...store, get: async (key: string) => {
+      state.reads += 1;
+      if (state.down) throw new Error('store down');
+      return store.get(key);
+    } };
+    const warn = vi.fn();
+    const info = vi.fn();
+    const logger = { ...createLogger('silent'), warn, info } as unknown as ReturnType<typeof createLogger>;
+    const settings = createRuntimeSettings({ store: flaky, clock, logger, config, refreshMs: 3000 });
+    await settings.refresh();
+    state.down = true;
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+    for (let round = 0; round < 3; round++) {
+      clock.advance(3000);
+      const before = state.reads;
+      for (let i = 0; i < 50; i++) settings.current();
+      await settle();
+      for (let i = 0; i < 50; i++) settings.current();
+      await settle();
+      expect(state.reads - before, `round ${round}`).toBe(1);
+    }
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(settings.current().lockout.maxFailures).toBe(5);
+    state.down = false;
+    clock.advance(3000);
+    settings.current();
+    await settle();
+    expect(info).toHaveBeenCalledWith('runtime settings reload works again');
+  });
+
   it('refuses inconsistent or malformed changes and keeps the old policy', async () => {
     const { make } = setup();
     const settings = make();
