@@ -45,11 +45,11 @@ export const ADMIN_DENIED_PER_MINUTE = 20;
  *
  * At most ADMIN_DENIED_PER_MINUTE of them per caller (the credential's subject: a user and
  * all their keys and tokens count as one) a minute, counted in the store so every instance
- * shares the count. The trail is capped (AUDIT_MAX_ENTRIES, oldest dropped first): without
- * this a user holding no admin scope, with a hundred API keys, could push every earlier
- * event out of it in minutes. The last one recorded in a minute says so (`throttled`).
+ * shares the count (AuditLog.recordWithin): without this a user holding no admin scope,
+ * with a hundred API keys, could push every earlier event out of the capped trail in
+ * minutes.
  */
-function auditAdminRefusals(deps: Pick<Deps, 'audit' | 'store'>): Middleware {
+function auditAdminRefusals(deps: Pick<Deps, 'audit'>): Middleware {
   return async (ctx, next) => {
     if (!routePath(ctx.path).startsWith('/v1/admin/')) return next();
     try {
@@ -61,20 +61,17 @@ function auditAdminRefusals(deps: Pick<Deps, 'audit' | 'store'>): Middleware {
   };
 }
 
-async function recordRefusal(deps: Pick<Deps, 'audit' | 'store'>, ctx: Context, err: AppError): Promise<void> {
+function recordRefusal(deps: Pick<Deps, 'audit'>, ctx: Context, err: AppError): Promise<void> {
   const principal = ctx.state.principal as Principal | undefined;
   const actor = principal?.subject ?? 'anonymous';
-  const [{ count }] = await deps.store.countWindows([{ key: `audit-denied:{${actor}}`, windowMs: 60_000, delta: 1 }]);
-  if (count > ADMIN_DENIED_PER_MINUTE) return;
-  await deps.audit.record({
+  return deps.audit.recordWithin({
     type: 'admin.denied', outcome: 'failure', actor, ...requestFacts(ctx),
     details: {
       method: ctx.method, path: routePath(ctx.path), code: err.code,
       ...(typeof err.extra.required_scope === 'string' ? { requiredScope: err.extra.required_scope } : {}),
       ...(principal ? { credential: principal.type, credentialId: principal.credentialId } : {}),
-      ...(count === ADMIN_DENIED_PER_MINUTE ? { throttled: 'further refusals of this caller are not recorded until the minute is over' } : {}),
     },
-  });
+  }, [{ key: `admin-denied:${actor}`, perMinute: ADMIN_DENIED_PER_MINUTE }]);
 }
 
 /**
