@@ -311,10 +311,17 @@ export function createApiKeyService(deps: ApiKeyServiceDeps) {
     // The mark must outlive the record, or the old key would come back to full life.
     const recordTtl = await store.ttl(recordKey(record.hash));
     const markTtl = recordTtl > 0 ? recordTtl + 60_000 : retentionMs(record);
-    if (!(await store.set(graceKey(record.hash), JSON.stringify(mark), { onlyIfAbsent: true, ttlMs: markTtl }))) {
-      throw new ApiKeyError('not_rotatable', { message: 'This key has already been rotated' });
-    }
+    // The successor first, then the mark that dooms the old key (SET NX: of two rotations at
+    // once, one wins; the other takes its successor back). A rotation that stops before the
+    // mark leaves the old key whole and rotatable, never doomed with no successor to use.
     await writeRecord(successor);
+    let marked = false;
+    try {
+      marked = await store.set(graceKey(record.hash), JSON.stringify(mark), { onlyIfAbsent: true, ttlMs: markTtl });
+    } finally {
+      if (!marked) await destroy(successor).catch(() => undefined);
+    }
+    if (!marked) throw new ApiKeyError('not_rotatable', { message: 'This key has already been rotated' });
     // The name now belongs to the successor.
     await store.set(nameKey(ownerId, successor.name), successor.id, { ttlMs: Math.max(1, successor.expiresAt - clock.now()) });
     // Revoked while this ran (a revocation deletes the record first): no successor for it.

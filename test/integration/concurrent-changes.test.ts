@@ -332,6 +332,29 @@ describe.each(['memory', 'redis'] as const)('concurrent changes to one record ar
     expect(await apiKeys.list(owner.id), 'no successor').toEqual([]);
   });
 
+  it('API keys: a rotation that stops before the successor is stored leaves the old key whole and rotatable; of two at once, one wins', async () => {
+    const owner = await keyOwner();
+    const { apiKeys } = apiKeysHolding('ttl', /^$/);
+    const { key, view } = await apiKeys.create({ ownerId: owner.id, grantableScopes: owner.scopes, name: 'half-rotated', scopes: ['cmdb.read'], allowedIps: [] });
+    const failing: Store = { ...server.deps.store, set: async (k, value, options) => {
+      if (k.startsWith('apikey:{') && !k.endsWith(':grace')) throw new Error('connection lost');
+      return server.deps.store.set(k, value, options);
+    } };
+    const stopping = createApiKeyService({
+      store: failing, clock: server.deps.clock, secrets: server.deps.secrets, users: server.deps.users, audit: server.deps.audit,
+      logger: createLogger('silent'), environment: server.deps.config.apiKeyEnv, policy: () => ({ maxLifetimeMs: 86_400_000, rotationGraceMs: 3_600_000 }),
+    });
+    await expect(stopping.rotate(owner.id, view.id, owner.scopes)).rejects.toThrow('connection lost');
+    expect((await apiKeys.authenticate(key)).ok).toBe(true);
+    expect((await apiKeys.list(owner.id)).map((k) => [k.id, k.status])).toEqual([[view.id, 'active']]);
+
+    const both = await Promise.allSettled([1, 2].map(() => apiKeys.rotate(owner.id, view.id, owner.scopes)));
+    expect(both.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(both.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason).toMatchObject({ kind: 'not_rotatable' });
+    const listed = await apiKeys.list(owner.id);
+    expect(listed, 'the key and one successor').toHaveLength(2);
+  });
+
   it('set-password links: of two issued at once only one works; a newer link survives the older one being used', async () => {
     const invites = createInvites({ store: server.deps.store, secrets: server.deps.secrets, ttlSeconds: 3600 });
     const userId = `usr_${randomAlphanumeric(20)}`;
