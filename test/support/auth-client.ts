@@ -42,6 +42,16 @@ export async function pyotpCode(otpauthUrl: string, epochMs: number): Promise<st
 }
 
 /** The introspection answer for a token, asked by the demo client (a confidential resource server). */
+/**
+ * A refresh token as the provider keeps it (undefined when there is none): for tokens of a
+ * client no test holds the secret of (the first-party client), which only their own client
+ * may introspect.
+ */
+export async function storedRefreshToken(server: TestServer, token: string): Promise<{ exp?: number; iat?: number; consumed?: unknown; isValid: boolean } | undefined> {
+  const stored = await server.running.app.providers.current().RefreshToken.find(token);
+  return stored ? { exp: stored.exp, iat: stored.iat, consumed: stored.consumed, isValid: stored.isValid } : undefined;
+}
+
 export async function introspect(server: TestServer, token: string): Promise<Record<string, unknown>> {
   const basic = Buffer.from(`${server.demoClient.client_id}:${server.demoClient.client_secret}`).toString('base64');
   const response = await fetch(`${server.url}/oauth/introspect`, {
