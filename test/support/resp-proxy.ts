@@ -39,8 +39,15 @@ export interface RespProxy {
   /**
    * The commands each client sent, one entry per chunk received (one write of a pipelined
    * client, on loopback), since the last call; a command's arguments, name lower-cased first.
+   * The credential cache's beats are left out.
    */
   takeBatches(): string[][][];
+  /**
+   * Waits until no client has written for `quietMs` (3 s at most), then forgets what was
+   * sent: work an earlier request left running (a rate-limit count sent after its answer)
+   * stays out of what the next takeBatches() sees.
+   */
+  settle(quietMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,6 +86,7 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
   let failing: { match: (args: string[]) => boolean; fired: (args: string[]) => void } | undefined;
   const sockets = new Set<net.Socket>();
   let batches: string[][][] = [];
+  let lastBatchAt = 0;
   // Per open connection: the command names it has sent, and how to freeze it.
   const connections = new Set<{ sent: Set<string>; freeze: () => void }>();
 
@@ -110,6 +118,7 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
       let offset = 0;
       const batch: string[][] = [];
       batches.push(batch);
+      lastBatchAt = Date.now();
       for (;;) {
         const command = parseCommand(pending, offset);
         if (!command) break;
@@ -173,9 +182,15 @@ export async function startRespProxy(upstream: { host: string; port: number }): 
       return chosen.length;
     },
     takeBatches() {
-      const taken = batches.filter((batch) => batch.length > 0);
+      // Less the key-change feed's beats (written every second on their own): they are no request's.
+      const taken = batches.filter((batch) => batch.length > 0 && !batch.every((args) => (args[1] ?? '').includes('~feed-beat~')));
       batches = [];
       return taken;
+    },
+    async settle(quietMs = 150) {
+      const giveUpAt = Date.now() + 3000;
+      while (Date.now() - lastBatchAt < quietMs && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 25));
+      batches = [];
     },
     async close() {
       for (const s of sockets) s.destroy();
