@@ -43,16 +43,25 @@ export async function revokeGrant(store: Store, grantId: string): Promise<void> 
 export function createAccountSessions(deps: { store: Store }) {
   const { store } = deps;
 
-  /** Ends every login of an account: grants (with their tokens) and browser sessions. */
+  /**
+   * Ends every login of an account: grants (with their tokens) and browser sessions. The
+   * index also lists logins that ended on their own (expired, signed out, a reused refresh
+   * token): every one listed gets its ended mark, in one round trip, in case a request still
+   * holds it, but only those still stored are taken apart, one by one. A busy account (a
+   * script signing in every minute) may list thousands.
+   */
   async function revokeAll(accountId: string): Promise<{ grants: number; sessions: number }> {
     const [grantIds, sessionKeys] = await Promise.all([
       store.setMembers(accountGrantsKey(accountId)),
       store.setMembers(accountSessionsKey(accountId)),
     ]);
-    for (const grantId of grantIds) await revokeGrant(store, grantId);
+    const stored = await store.getMany(grantIds.map(grantKey));
+    const live = grantIds.filter((_, i) => stored[i] !== null);
+    await markEnded(store, grantIds.filter((_, i) => stored[i] === null).map(grantKey));
+    for (const grantId of live) await revokeGrant(store, grantId);
     await markEnded(store, sessionKeys);
     await store.del([...sessionKeys, accountGrantsKey(accountId), accountSessionsKey(accountId)]);
-    return { grants: grantIds.length, sessions: sessionKeys.length };
+    return { grants: live.length, sessions: sessionKeys.length };
   }
 
   return { revokeAll };

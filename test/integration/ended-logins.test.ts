@@ -3,7 +3,8 @@ import type { AdapterPayload } from 'oidc-provider';
 import { startTestServer, type TestServer } from '../support/test-server.ts';
 import { randomAlphanumeric } from '../../src/domain/ids.ts';
 import { createAdapterFactory } from '../../src/oidc/adapter.ts';
-import { createAccountSessions, grantKey, revokeGrant } from '../../src/oidc/account-sessions.ts';
+import { accountGrantsKey, createAccountSessions, endedMarkKey, grantKey, revokeGrant } from '../../src/oidc/account-sessions.ts';
+import type { Store } from '../../src/store/store.ts';
 import { createFirstPartyTokens } from '../../src/oidc/first-party-tokens.ts';
 import { createAdminServices } from '../../src/admin-services.ts';
 import { cliActor } from '../../src/domain/admin-actor.ts';
@@ -60,6 +61,20 @@ describe.each(['memory', 'redis'] as const)('an ended login stays ended when a c
     await grants.upsert(grantId, heldGrant, 3600);
     expect(await sessions.find(sessionId)).toBeUndefined();
     expect(await grants.find(grantId)).toBeUndefined();
+  });
+
+  it('"revoke sessions" takes apart only the logins still stored, however many ended ones the account\'s index lists', async () => {
+    const { accountId, grantId } = await login();
+    const ended = Array.from({ length: 200 }, () => randomAlphanumeric(20));
+    await server.deps.store.setAdd(accountGrantsKey(accountId), ended);
+    let membersRead = 0;
+    const counting: Store = { ...server.deps.store, setMembers: (key) => { membersRead += 1; return server.deps.store.setMembers(key); } };
+    expect(await createAccountSessions({ store: counting }).revokeAll(accountId)).toEqual({ grants: 1, sessions: 1 });
+    // The account's two indexes, and the live grant's token index: not one read per ended login.
+    expect(membersRead).toBe(3);
+    expect(await server.deps.store.get(grantKey(grantId))).toBeNull();
+    // Every listed login got its ended mark all the same.
+    expect(await server.deps.store.get(endedMarkKey(grantKey(ended[0])))).toBe('1');
   });
 
   it('a new login of the same account after that is saved as usual', async () => {
