@@ -45,20 +45,12 @@ describe('OAuth refresh tokens are bounded by their login and by their client (R
       token: admin,
       body: { client_name: 'resource server', grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic', scope: 'cmdb.read', redirect_uris: [] },
     })).body as { client_id: string; client_secret: string };
-    const introspectAs = async (client: { client_id: string; client_secret: string }, token: string, hint?: string): Promise<Record<string, unknown>> => {
-      const response = await fetch(`${server.url}/oauth/introspect`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}` },
-        body: new URLSearchParams({ token, ...(hint ? { token_type_hint: hint } : {}) }),
-      });
-      return (await response.json()) as Record<string, unknown>;
-    };
 
     for (const hint of [undefined, 'access_token', 'refresh_token']) {
-      expect(await introspectAs(rs, tokens.refresh_token!, hint), `hint ${hint}`).toEqual({ active: false });
+      expect(await introspect(server, tokens.refresh_token!, { client: rs, hint }), `hint ${hint}`).toEqual({ active: false });
     }
     // The access token of the same login: the resource server may introspect it.
-    expect(await introspectAs(rs, tokens.access_token)).toMatchObject({ active: true, client_id: server.demoClient.client_id });
+    expect(await introspect(server, tokens.access_token, { client: rs })).toMatchObject({ active: true, client_id: server.demoClient.client_id });
     // Its own client still may (and the token is not spent: it refreshes after).
     expect(await introspect(server, tokens.refresh_token!)).toMatchObject({ active: true, client_id: server.demoClient.client_id });
     expect((await refreshAtTokenEndpoint(server, server.demoClient, tokens.refresh_token!)).status).toBe(200);

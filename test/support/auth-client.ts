@@ -52,12 +52,18 @@ export async function storedRefreshToken(server: TestServer, token: string): Pro
   return stored ? { exp: stored.exp, iat: stored.iat, consumed: stored.consumed, isValid: stored.isValid } : undefined;
 }
 
-export async function introspect(server: TestServer, token: string): Promise<Record<string, unknown>> {
-  const basic = Buffer.from(`${server.demoClient.client_id}:${server.demoClient.client_secret}`).toString('base64');
+/** POST /oauth/introspect as `client` (the demo client unless said), with an optional token_type_hint. */
+export async function introspect(
+  server: TestServer,
+  token: string,
+  options: { client?: { client_id: string; client_secret: string }; hint?: string } = {},
+): Promise<Record<string, unknown>> {
+  const client = options.client ?? server.demoClient;
+  const basic = Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64');
   const response = await fetch(`${server.url}/oauth/introspect`, {
     method: 'POST',
     headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ token }),
+    body: new URLSearchParams({ token, ...(options.hint ? { token_type_hint: options.hint } : {}) }),
   });
   return (await response.json()) as Record<string, unknown>;
 }
